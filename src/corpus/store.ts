@@ -70,7 +70,7 @@ export const bytesPerToken = (dtype: TokenDtype): number => (dtype === 'uint16' 
 export const dtypeFor = (vocabSize: number): TokenDtype => (vocabSize <= 65536 ? 'uint16' : 'uint32');
 
 function openEnv(path: string, readOnly: boolean): { env: RootDatabase; meta: Database; shards: Database<Buffer> } {
-  const env = open({ path, compression: false, readOnly, noReadAhead: false, maxDbs: 4 });
+  const env = open({ path, compression: false, readOnly, maxDbs: 4 });
   const meta = env.openDB({ name: 'meta' });
   const shards = env.openDB<Buffer>({ name: 'shards', encoding: 'binary' });
   return { env, meta, shards };
@@ -150,8 +150,8 @@ export class Corpus {
 export function asTokens(bytes: Uint8Array, dtype: TokenDtype): TokenArray {
   const width = bytesPerToken(dtype);
   const Ctor = dtype === 'uint16' ? Uint16Array : Uint32Array;
-  if (bytes.byteOffset % width === 0) return new Ctor(bytes.buffer, bytes.byteOffset, bytes.byteLength / width);
-  return new Ctor(bytes.slice().buffer);
+  if (bytes.byteOffset % width === 0) return new Ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / width);
+  return new Ctor(bytes.slice().buffer as ArrayBuffer);
 }
 
 /** Writes a new corpus into `<path>.partial-<pid>` and moves it to `path` on commit; abort() removes it. */

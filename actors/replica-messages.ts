@@ -1,0 +1,71 @@
+/**
+ * The replica actor's protocol: one synchronous-SGD replica of one group (DESIGN.md, "Actors").
+ * Requests come from the group supervisor on the main thread; every request gets exactly one reply with its id.
+ */
+import type { Config, ModelConfig, OptimConfig } from '../src/config/schema.js';
+import type { GroupMemoryInit } from '../src/group/memory.js';
+import type { DistillKind } from '../src/train/loss.js';
+
+/** A model's full trainable state: weights flattened in variable order, and the optimizer's slots. */
+export interface ModelState {
+  weights: Float32Array;
+  optimizer: { name: string; shape: number[]; data: Float32Array }[];
+}
+
+/** The teachers' averaged prediction for this replica's rows, dense [P, C] or its top-k entries. */
+export type TeacherTarget =
+  | { kind: 'dense'; values: Float32Array }
+  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array };
+
+export type ReplicaRequest =
+  | {
+      type: 'init';
+      id: number;
+      group: number;
+      replica: number;
+      backend: Config['backend'];
+      model: ModelConfig;
+      classes: number;
+      seed: number;
+      optim: OptimConfig;
+      distillLoss: DistillKind;
+      labelSmoothing: number;
+      memory: GroupMemoryInit;
+    }
+  | {
+      type: 'step';
+      id: number;
+      step: number;
+      lr: number;
+      alpha: number;
+      /** This replica's rows of the group batch. */
+      data: Int32Array;
+      rows: number;
+      cols: number;
+      teacher?: TeacherTarget;
+    }
+  | { type: 'getState'; id: number; optimizer: boolean }
+  | { type: 'setState'; id: number; state: ModelState }
+  | { type: 'tensors'; id: number }
+  /** Fault injection: the replica throws at the given step (tests and the fault-injection suite). */
+  | { type: 'injectFault'; id: number; atStep: number };
+
+export interface StepReply {
+  type: 'stepped';
+  id: number;
+  step: number;
+  loss: number;
+  taskLoss: number;
+  distillLoss: number;
+  gradNorm: number;
+  /** Milliseconds spent in tfjs forward/backward and in the update; the rest of the step is messaging and reduction. */
+  computeMs: number;
+  reduceMs: number;
+}
+
+export type ReplicaReply =
+  | { type: 'ready'; id: number; parameters: number; backend: string; tensors: number }
+  | StepReply
+  | { type: 'state'; id: number; state: ModelState }
+  | { type: 'ok'; id: number }
+  | { type: 'tensors'; id: number; tensors: number };

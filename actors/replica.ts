@@ -1,0 +1,149 @@
+/**
+ * Replica actor: one synchronous-SGD replica of one group, on its own worker thread and tfjs backend.
+ *
+ * A step: forward/backward on this replica's rows (task loss + alpha * distillation toward the teachers' averaged
+ * prediction), gradient into the group's shared slot, all-reduce (fixed summation order), then the same clipped,
+ * averaged update applied by every replica of the group. Everything tfjs allocates in a step is released by tf.tidy.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../src/backend.js';
+import { GroupMemory } from '../src/group/memory.js';
+import { buildModel } from '../src/model/build.js';
+import type { Model } from '../src/model/workload.js';
+import { denseFromTopK, distillLoss, type DistillKind, taskLoss } from '../src/train/loss.js';
+import {
+  clipByGlobalNorm,
+  createOptimizer,
+  flatToGrads,
+  flatToWeights,
+  gradsToFlat,
+  loadOptimizerState,
+  optimizerState,
+  setLearningRate,
+  weightsToFlat,
+} from '../src/train/optim.js';
+import { serveActor } from '../src/util/actor.js';
+import type { ReplicaReply, ReplicaRequest, TeacherTarget } from './replica-messages.js';
+
+interface Replica {
+  group: number;
+  replica: number;
+  model: Model;
+  optimizer: tf.Optimizer;
+  memory: GroupMemory;
+  clipNorm: number;
+  distillKind: DistillKind;
+  labelSmoothing: number;
+  faultAt: number;
+}
+
+let self: Replica | undefined;
+
+function teacherTensor(t: TeacherTarget, positions: number, classes: number): tf.Tensor2D {
+  if (t.kind === 'dense') return tf.tensor2d(t.values, [positions, classes]);
+  return denseFromTopK(t.indices, t.probs, positions, t.k, classes);
+}
+
+type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
+
+function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'stepped' }> {
+  if (req.step === r.faultAt) throw new Error(`injected fault at step ${req.step}`);
+  const t0 = performance.now();
+  const batch = { data: req.data, rows: req.rows, cols: req.cols };
+  const vars = r.model.variables;
+  // Forward and backward. The loss parts are kept out of the tape's tidy so that they can be read afterwards.
+  let task: tf.Scalar | undefined;
+  let distill: tf.Scalar | undefined;
+  const { value, grads } = tf.tidy(() =>
+    tf.variableGrads(() => {
+      const logits = r.model.logits(batch);
+      task = tf.keep(taskLoss(logits, r.model.labels(batch), r.labelSmoothing));
+      if (!req.teacher || req.alpha === 0) return task;
+      const teacher = teacherTensor(req.teacher, r.model.positions(req.rows), r.model.classes);
+      distill = tf.keep(distillLoss(logits, teacher, r.distillKind));
+      return task.add(distill.mul(req.alpha)) as tf.Scalar;
+    }, vars as tf.Variable[]),
+  );
+  gradsToFlat(grads, vars, r.memory.slot(r.replica));
+  const loss = value.dataSync()[0];
+  const taskValue = task!.dataSync()[0];
+  const distillValue = distill ? distill.dataSync()[0] : 0;
+  tf.dispose([value, task!, distill!, grads as unknown as tf.Tensor[]].filter(Boolean) as tf.TensorContainer);
+  if (!Number.isFinite(loss)) {
+    throw new Error(`loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or raise optim.clipNorm's effect`);
+  }
+  const t1 = performance.now();
+  const mean = r.memory.allReduce(r.replica);
+  const t2 = performance.now();
+  setLearningRate(r.optimizer, req.lr);
+  const gradNorm = tf.tidy(() => {
+    const { grads: clipped, norm } = clipByGlobalNorm(flatToGrads(mean, vars), r.clipNorm);
+    r.optimizer.applyGradients(clipped);
+    return norm;
+  });
+  const t3 = performance.now();
+  return {
+    type: 'stepped',
+    id: req.id,
+    step: req.step,
+    loss,
+    taskLoss: taskValue,
+    distillLoss: distillValue,
+    gradNorm,
+    computeMs: t1 - t0 + (t3 - t2),
+    reduceMs: t2 - t1,
+  };
+}
+
+async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; transfer?: ArrayBufferLike[] }> {
+  switch (req.type) {
+    case 'init': {
+      const info = await initBackend(req.backend);
+      const model = buildModel({ config: req.model, classes: req.classes, seed: req.seed });
+      self = {
+        group: req.group,
+        replica: req.replica,
+        model,
+        optimizer: createOptimizer(req.optim),
+        memory: new GroupMemory(req.memory),
+        clipNorm: req.optim.clipNorm,
+        distillKind: req.distillLoss,
+        labelSmoothing: req.labelSmoothing,
+        faultAt: -1,
+      };
+      const parameters = model.variables.reduce((n, v) => n + v.size, 0);
+      return { reply: { type: 'ready', id: req.id, parameters, backend: info.name, tensors: tf.memory().numTensors } };
+    }
+    case 'step':
+      return { reply: step(need(), req) };
+    case 'getState': {
+      const r = need();
+      const weights = weightsToFlat(r.model.variables);
+      const optimizer = req.optimizer ? await optimizerState(r.optimizer) : [];
+      return {
+        reply: { type: 'state', id: req.id, state: { weights, optimizer } },
+        transfer: [weights.buffer, ...optimizer.map((o) => o.data.buffer)],
+      };
+    }
+    case 'setState': {
+      const r = need();
+      flatToWeights(req.state.weights, r.model.variables);
+      if (req.state.optimizer.length) await loadOptimizerState(r.optimizer, req.state.optimizer);
+      return { reply: { type: 'ok', id: req.id } };
+    }
+    case 'tensors':
+      return { reply: { type: 'tensors', id: req.id, tensors: tf.memory().numTensors } };
+    case 'injectFault':
+      need().faultAt = req.atStep;
+      return { reply: { type: 'ok', id: req.id } };
+  }
+}
+
+function need(): Replica {
+  if (!self) throw new Error('replica used before init');
+  return self;
+}
+
+// A failing replica wakes its peers at the barrier so the whole group reports the error instead of hanging.
+serveActor<ReplicaRequest>(parentPort!, handle, () => self?.memory.abort(self.replica));

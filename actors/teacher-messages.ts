@@ -1,0 +1,56 @@
+/**
+ * The teacher actor's protocol. A teacher holds read-only copies of published snapshots ("slots", e.g. `g1`) and
+ * answers forward-only questions about them: the averaged prediction of some slots on a batch (the distillation
+ * target), their loss on validation windows (evaluation), and how much two sets of slots disagree (churn).
+ * No gradient is ever taken here.
+ */
+import type { Config, ModelConfig } from '../src/config/schema.js';
+import type { TeacherTarget } from './replica-messages.js';
+
+export interface BatchData {
+  data: Int32Array;
+  rows: number;
+  cols: number;
+}
+
+export type TeacherRequest =
+  | { type: 'init'; id: number; backend: Config['backend']; model: ModelConfig; classes: number }
+  | { type: 'load'; id: number; slot: string; weights: Float32Array }
+  | { type: 'drop'; id: number; slot: string }
+  /** Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. */
+  | { type: 'predict'; id: number; slots: string[]; batch: BatchData; output: 'probs' | 'logits'; topK: number }
+  /** Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities). */
+  | { type: 'evaluate'; id: number; slots: string[]; batch: BatchData; chunkRows: number }
+  /** Disagreement between the ensemble of slots `a` and the ensemble of slots `b` on the same windows. */
+  | { type: 'churn'; id: number; a: string[]; b: string[]; batch: BatchData; chunkRows: number }
+  | { type: 'tensors'; id: number };
+
+export interface EvaluateReply {
+  type: 'evaluated';
+  id: number;
+  /** Mean cross-entropy per slot, in request order. */
+  losses: number[];
+  /** Cross-entropy of the averaged probabilities of all requested slots. */
+  ensembleLoss: number;
+  positions: number;
+}
+
+export interface ChurnReply {
+  type: 'churn';
+  id: number;
+  /** Mean total-variation distance between the two predicted distributions. */
+  totalVariation: number;
+  /** Share of positions whose most likely class differs. */
+  top1Disagreement: number;
+  /** Mean absolute difference of the probability of class 1 (binary tasks; the paper's measure). */
+  meanAbsDiff: number;
+  positions: number;
+}
+
+export type TeacherReply =
+  | { type: 'ready'; id: number; backend: string }
+  | { type: 'ok'; id: number }
+  | { type: 'predicted'; id: number; target: TeacherTarget; ms: number }
+  | EvaluateReply
+  | ChurnReply
+  | { type: 'tensors'; id: number; tensors: number };

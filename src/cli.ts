@@ -1,0 +1,52 @@
+/**
+ * The `codistill` command line. Each command is a thin shell over a library function in src/commands/.
+ * Config for every command: `--preset NAME|FILE` then repeated `--set key=value` (see `codistill config --keys`).
+ */
+import { Command, Option } from 'commander';
+import { ConfigError, loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { configCommand } from './commands/config.js';
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+interface ConfigFlags {
+  preset?: string;
+  set: string[];
+}
+
+function withConfigFlags(cmd: Command, defaultPreset?: string): Command {
+  return cmd
+    .addOption(new Option('-p, --preset <name>', 'preset from config/ or a JSON file').default(defaultPreset))
+    .option('-s, --set <key=value>', 'override one config key (repeatable), e.g. --set model.hidden=64', collect, []);
+}
+
+function resolveConfig(flags: ConfigFlags): Config {
+  return loadConfig({ preset: flags.preset, set: flags.set });
+}
+
+export function buildProgram(): Command {
+  const program = new Command('codistill')
+    .description('Codistillation for TensorFlow.js: N models, each trained by its own synchronous-SGD group, teaching each other')
+    .showHelpAfterError();
+
+  withConfigFlags(program.command('config').description('print the resolved config, or every key with its default'))
+    .option('--keys', 'list every config key with its type, default and meaning')
+    .option('--markdown', 'with --keys: print a Markdown table')
+    .action((flags: ConfigFlags & { keys?: boolean; markdown?: boolean }) => {
+      configCommand(flags.keys ? undefined : resolveConfig(flags), flags);
+    });
+
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  try {
+    await buildProgram().parseAsync(argv);
+    return 0;
+  } catch (err) {
+    const e = err as Error;
+    const known = e instanceof ConfigError || ['CorpusError', 'SnapshotError', 'RunError'].includes(e.name);
+    process.stderr.write(`codistill: ${known ? e.message : (e.stack ?? String(e))}\n`);
+    return known ? 2 : 1;
+  }
+}

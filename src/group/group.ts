@@ -1,0 +1,216 @@
+/**
+ * A synchronous-SGD group: K replica actors that train one model together (the inner loop of codistillation).
+ *
+ * The group batch is split into K equal row slices, one per replica; the replicas average their gradients through
+ * the group's shared memory and apply the same update. The supervisor sees one model: step, read state, load state.
+ */
+import type { Config, ModelConfig, OptimConfig } from '../config/schema.js';
+import type { Batch } from '../model/workload.js';
+import type { DistillKind } from '../train/loss.js';
+import { ActorClient, ActorError } from '../util/actor.js';
+import { actorFile } from '../util/paths.js';
+import type { ModelState, ReplicaReply, ReplicaRequest, StepReply, TeacherTarget } from '../../actors/replica-messages.js';
+import { createGroupMemory, GroupMemory } from './memory.js';
+
+export class RunError extends Error {
+  override name = 'RunError';
+}
+
+export interface GroupOptions {
+  group: number;
+  replicas: number;
+  backend: Config['backend'];
+  model: ModelConfig;
+  classes: number;
+  /** Seed of this group's initialisation (groups start from different weights). */
+  seed: number;
+  optim: OptimConfig;
+  distillLoss: DistillKind;
+  labelSmoothing: number;
+}
+
+export interface GroupStepInput {
+  step: number;
+  lr: number;
+  alpha: number;
+  batch: Batch;
+  /** Positions each batch row predicts (so teacher targets split with the rows). */
+  positionsPerRow: number;
+  classes: number;
+  teacher?: TeacherTarget;
+}
+
+export interface GroupStepResult {
+  step: number;
+  loss: number;
+  taskLoss: number;
+  distillLoss: number;
+  gradNorm: number;
+  /** Slowest replica's compute and reduce time (ms). */
+  computeMs: number;
+  reduceMs: number;
+}
+
+type ReplicaClient = ActorClient<ReplicaRequest, ReplicaReply>;
+
+export class Group {
+  private constructor(
+    readonly index: number,
+    private readonly replicas: ReplicaClient[],
+    private readonly memory: GroupMemory,
+    /** Number of trainable parameters. */
+    readonly parameters: number,
+    /** The tfjs backend the replicas run on. */
+    readonly backend: string,
+  ) {}
+
+  static async start(opts: GroupOptions): Promise<Group> {
+    // The parameter count is known only once a model is built: replica 0 builds first and reports it.
+    const clients: ReplicaClient[] = [];
+    const spawn = (r: number) => {
+      const c: ReplicaClient = new ActorClient(`group ${opts.group} replica ${r}`, actorFile('replica'));
+      clients.push(c);
+      return c;
+    };
+    try {
+      const probe = spawn(0);
+      const init = (r: number, memory: ReturnType<typeof createGroupMemory>) => ({
+        type: 'init' as const,
+        id: 0,
+        group: opts.group,
+        replica: r,
+        backend: opts.backend,
+        model: opts.model,
+        classes: opts.classes,
+        seed: opts.seed,
+        optim: opts.optim,
+        distillLoss: opts.distillLoss,
+        labelSmoothing: opts.labelSmoothing,
+        memory,
+      });
+      // Build replica 0 with a placeholder memory to learn the size, then give every replica the real one.
+      const first = await probe.request(init(0, createGroupMemory(1, 1)), 'ready');
+      const memoryInit = createGroupMemory(opts.replicas, first.parameters);
+      await probe.close();
+      clients.length = 0;
+      const all = Array.from({ length: opts.replicas }, (_, r) => spawn(r));
+      const ready = await Promise.all(all.map((c, r) => c.request(init(r, memoryInit), 'ready')));
+      const memory = new GroupMemory(memoryInit);
+      // A dead replica must not leave its peers waiting at the barrier.
+      for (const c of all) c.onFailure = () => memory.abort(-1);
+      return new Group(opts.group, all, memory, first.parameters, ready[0].backend);
+    } catch (err) {
+      await Promise.all(clients.map((c) => c.close()));
+      throw toRunError(err);
+    }
+  }
+
+  /** One synchronous step of the whole group. */
+  async step(input: GroupStepInput): Promise<GroupStepResult> {
+    const k = this.replicas.length;
+    const { batch } = input;
+    const rows = batch.rows / k;
+    const perRow = input.positionsPerRow * input.classes;
+    const replies = await this.all((c, r) => {
+      const data = k === 1 ? batch.data : batch.data.slice(r * rows * batch.cols, (r + 1) * rows * batch.cols);
+      const teacher = input.teacher && sliceTeacher(input.teacher, r, k, rows * input.positionsPerRow, rows * perRow);
+      const transfer: ArrayBufferLike[] = [data.buffer];
+      if (teacher) transfer.push(...teacherBuffers(teacher));
+      return c.request(
+        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, data, rows, cols: batch.cols, teacher },
+        'stepped',
+        unique(transfer),
+      );
+    });
+    const mean = (f: (s: StepReply) => number) => replies.reduce((a, s) => a + f(s), 0) / k;
+    return {
+      step: input.step,
+      loss: mean((s) => s.loss),
+      taskLoss: mean((s) => s.taskLoss),
+      distillLoss: mean((s) => s.distillLoss),
+      gradNorm: replies[0].gradNorm,
+      computeMs: Math.max(...replies.map((s) => s.computeMs)),
+      reduceMs: Math.max(...replies.map((s) => s.reduceMs)),
+    };
+  }
+
+  /** Weights (and optionally optimizer state) of the group's model, from replica 0 (all replicas are identical). */
+  async state(optimizer: boolean): Promise<ModelState> {
+    const reply = await this.call(0, (c) => c.request({ type: 'getState', id: 0, optimizer }, 'state'));
+    return reply.state;
+  }
+
+  /** Every replica's weights, for the test that they stay bitwise identical. */
+  async replicaWeights(): Promise<Float32Array[]> {
+    const replies = await this.all((c) => c.request({ type: 'getState', id: 0, optimizer: false }, 'state'));
+    return replies.map((r) => r.state.weights);
+  }
+
+  async setState(state: ModelState): Promise<void> {
+    await this.all((c) =>
+      c.request({ type: 'setState', id: 0, state: { weights: state.weights.slice(), optimizer: state.optimizer.map((o) => ({ ...o, data: o.data.slice() })) } }, 'ok'),
+    );
+  }
+
+  /** Live tfjs tensors in each replica (flat across steps when every step is tidy). */
+  async tensors(): Promise<number[]> {
+    const replies = await this.all((c) => c.request({ type: 'tensors', id: 0 }, 'tensors'));
+    return replies.map((r) => r.tensors);
+  }
+
+  async injectFault(replica: number, atStep: number): Promise<void> {
+    await this.call(replica, (c) => c.request({ type: 'injectFault', id: 0, atStep }, 'ok'));
+  }
+
+  async close(): Promise<void> {
+    this.memory.abort(-1);
+    await Promise.all(this.replicas.map((c) => c.close()));
+  }
+
+  private async call<T>(r: number, f: (c: ReplicaClient) => Promise<T>): Promise<T> {
+    try {
+      return await f(this.replicas[r]);
+    } catch (err) {
+      throw toRunError(err);
+    }
+  }
+
+  /** Runs f on every replica; on failure wakes the others and reports the replica that failed first. */
+  private async all<T>(f: (c: ReplicaClient, r: number) => Promise<T>): Promise<T[]> {
+    const settled = await Promise.allSettled(
+      this.replicas.map((c, r) =>
+        f(c, r).catch((err: unknown) => {
+          this.memory.abort(r);
+          throw err;
+        }),
+      ),
+    );
+    const failures = settled.flatMap((s) => (s.status === 'rejected' ? [s.reason as Error] : []));
+    if (failures.length) {
+      const root = failures.find((e) => !/GroupAborted|replica \d+ of the group failed|the group was stopped/.test(e.message)) ?? failures[0];
+      throw toRunError(root);
+    }
+    return settled.map((s) => (s as PromiseFulfilledResult<T>).value);
+  }
+}
+
+function toRunError(err: unknown): RunError {
+  if (err instanceof RunError) return err;
+  if (err instanceof ActorError) return new RunError(err.message);
+  return new RunError((err as Error).message ?? String(err));
+}
+
+function sliceTeacher(t: TeacherTarget, r: number, k: number, positions: number, values: number): TeacherTarget {
+  if (k === 1) return t;
+  if (t.kind === 'dense') return { kind: 'dense', values: t.values.slice(r * values, (r + 1) * values) };
+  const n = positions * t.k;
+  return { kind: 'topk', k: t.k, indices: t.indices.slice(r * n, (r + 1) * n), probs: t.probs.slice(r * n, (r + 1) * n) };
+}
+
+function teacherBuffers(t: TeacherTarget): ArrayBufferLike[] {
+  return t.kind === 'dense' ? [t.values.buffer] : [t.indices.buffer, t.probs.buffer];
+}
+
+function unique(buffers: ArrayBufferLike[]): ArrayBufferLike[] {
+  return [...new Set(buffers)].filter((b) => !(b instanceof SharedArrayBuffer));
+}

@@ -1,0 +1,124 @@
+/**
+ * The main-thread end of a stateful actor: one worker thread, typed requests in, typed replies out.
+ *
+ * Every request carries an id; the worker answers each with a reply of the same id, or an `error` reply carrying the
+ * message as data (errors never cross threads as exceptions). If the worker dies (a crash, `terminate()`, an
+ * out-of-memory kill), every pending request is rejected with an ActorError naming the actor, so a failure is a run
+ * error and never a hang. Typed arrays listed in `transfer` move to the worker without a copy.
+ */
+import { Worker } from 'node:worker_threads';
+
+export class ActorError extends Error {
+  override name = 'ActorError';
+  constructor(
+    readonly actor: string,
+    message: string,
+    readonly workerStack?: string,
+  ) {
+    super(`${actor}: ${message}`);
+  }
+}
+
+export interface ErrorReply {
+  type: 'error';
+  id: number;
+  message: string;
+  stack?: string;
+}
+
+interface Pending {
+  resolve(reply: unknown): void;
+  reject(err: Error): void;
+}
+
+export class ActorClient<Req extends { type: string }, Rep extends { type: string; id: number }> {
+  private readonly worker: Worker;
+  private readonly pending = new Map<number, Pending>();
+  private nextId = 1;
+  private dead: Error | undefined;
+  /** Called once if the worker dies or reports an error outside any request. */
+  onFailure: ((err: ActorError) => void) | undefined;
+
+  constructor(
+    readonly name: string,
+    file: string,
+    workerData?: unknown,
+  ) {
+    this.worker = new Worker(file, { workerData });
+    this.worker.on('message', (reply: Rep | ErrorReply) => this.receive(reply));
+    this.worker.on('error', (err) => this.fail(new ActorError(name, `crashed: ${err.message}`, err.stack)));
+    this.worker.on('exit', (code) => this.fail(new ActorError(name, `exited (code ${code})`)));
+  }
+
+  /** Sends a request and resolves with the reply of the expected type. */
+  request<T extends Rep['type']>(
+    request: Req,
+    expect: T,
+    transfer: readonly ArrayBufferLike[] = [],
+  ): Promise<Extract<Rep, { type: T }>> {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, {
+        resolve: (reply) => {
+          const r = reply as Rep;
+          if (r.type !== expect) reject(new ActorError(this.name, `expected a "${expect}" reply, got "${r.type}"`));
+          else resolve(r as Extract<Rep, { type: T }>);
+        },
+        reject,
+      });
+      this.worker.postMessage({ ...request, id }, transfer as ArrayBuffer[]);
+    });
+  }
+
+  private receive(reply: Rep | ErrorReply): void {
+    const p = this.pending.get(reply.id);
+    if (!p) {
+      if (reply.type === 'error') this.fail(new ActorError(this.name, (reply as ErrorReply).message, (reply as ErrorReply).stack));
+      return;
+    }
+    this.pending.delete(reply.id);
+    if (reply.type === 'error') p.reject(new ActorError(this.name, (reply as ErrorReply).message, (reply as ErrorReply).stack));
+    else p.resolve(reply);
+  }
+
+  private fail(err: ActorError): void {
+    if (this.dead) return;
+    this.dead = err;
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    this.onFailure?.(err);
+  }
+
+  /** Stops the worker; pending requests are rejected. Terminating also hands the worker's wasm memory back. */
+  async close(): Promise<void> {
+    if (!this.dead) this.dead = new ActorError(this.name, 'closed');
+    await this.worker.terminate();
+    for (const p of this.pending.values()) p.reject(this.dead);
+    this.pending.clear();
+  }
+}
+
+/**
+ * The worker-thread end: serves requests one at a time, in arrival order (a stateful actor must never interleave two
+ * steps), and turns thrown errors into `error` replies.
+ */
+export function serveActor<Req extends { type: string; id: number }>(
+  port: { on(event: 'message', fn: (msg: Req) => void): void; postMessage(msg: unknown, transfer?: ArrayBuffer[]): void },
+  handle: (req: Req) => Promise<{ reply: { type: string }; transfer?: ArrayBufferLike[] }> | { reply: { type: string }; transfer?: ArrayBufferLike[] },
+  onError?: (err: Error) => void,
+): void {
+  let queue: Promise<void> = Promise.resolve();
+  port.on('message', (req: Req) => {
+    queue = queue.then(async () => {
+      try {
+        const { reply, transfer } = await handle(req);
+        port.postMessage({ ...reply, id: req.id }, (transfer ?? []) as ArrayBuffer[]);
+      } catch (err) {
+        const e = err as Error;
+        onError?.(e);
+        port.postMessage({ type: 'error', id: req.id, message: e.message, stack: e.stack });
+      }
+    });
+  });
+}
