@@ -2,8 +2,10 @@
  * The reader actor's protocol (DESIGN.md, "Actors"): a stateless piscina worker that turns window lists into
  * token arrays. Every request gets exactly one reply; errors come back as an `error` reply, never as exceptions.
  *
- * Buffers move, never clone: the caller transfers `windows` and (optionally) a spent `out` buffer in, and the reply
- * moves both back, so a stream can keep reusing the same memory (fresh allocation is slow on these machines).
+ * Buffers move, never clone: the caller transfers `windows` and (optionally) spent `out` buffers in, and the reply
+ * moves the filled buffers and `windows` back, so a stream can keep reusing the same memory (fresh allocation is slow
+ * on these machines). Rows come in several buffers of `rowsPerOutput` rows (one per batch for the batch stream), so
+ * that every batch owns its buffer and can move on to a replica alone.
  */
 import type { Split } from '../src/corpus/store.js';
 import type { WindowDtype, WindowFormat } from '../src/data/windows.js';
@@ -23,16 +25,20 @@ export interface ReadWindowsRequest {
    */
   windows: Uint32Array;
   rows: number;
-  /** A buffer to write the rows into (moved in); the worker allocates one if it is missing or too small. */
-  out?: ArrayBuffer;
+  /** Rows per output buffer: the reply has ceil(rows / rowsPerOutput) buffers. */
+  rowsPerOutput: number;
+  /** Spent buffers to write the rows into (moved in), used in order; missing or too small ones are allocated. */
+  out?: ArrayBuffer[];
 }
 
 export type ReaderRequest = ReadWindowsRequest;
 
 export interface WindowsReply {
   type: 'windows';
-  /** rows x (T+1) elements of `dtype` from byte 0 (the buffer may be longer: it is a reused one). */
-  data: ArrayBuffer;
+  /** Buffer i holds rows i * rowsPerOutput onwards, (T+1) elements of `dtype` a row, from byte 0 (a reused buffer may
+   * be longer than its rows). */
+  data: ArrayBuffer[];
+  rowsPerOutput: number;
   dtype: WindowDtype;
   rows: number;
   cols: number;

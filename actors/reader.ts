@@ -1,24 +1,35 @@
 /**
  * The reader actor: a stateless piscina worker that copies training windows out of the corpus (reader-messages.ts).
  *
- * It keeps nothing between tasks but an open handle per corpus path and grow-only scratch arrays. A task's rows are
+ * It keeps nothing between tasks but an open handle per corpus and grow-only scratch arrays. A task's rows are
  * grouped by shard first, because `getBinaryFast` copies a whole shard (below 16 MiB) into one reused buffer that the
- * next read overwrites: each shard is read once and its windows are copied out at once. The filled buffer is moved to
- * the caller with piscina's transfer list, never structured-cloned.
+ * next read overwrites: each shard is read once and its windows are copied out at once. The filled buffers are moved
+ * to the caller with piscina's transfer list, never structured-cloned.
  */
+import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import { Corpus, asTokens } from '../src/corpus/store.js';
-import { bytesPerElement, copyWindows, windowDtype, windowView } from '../src/data/windows.js';
+import { type WindowTarget, bytesPerElement, copyWindows, windowDtype, windowView } from '../src/data/windows.js';
 import type { ReadWindowsRequest, ReaderReply, ReaderRequest, WindowsReply } from './reader-messages.js';
 
-const corpora = new Map<string, Corpus>();
+/** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
+const corpora = new Map<string, { corpus: Corpus; identity: string }>();
 
+/**
+ * The corpus at `path`, opened once per worker. A re-ingest renames a new store into place, so a changed directory
+ * identity means the cached handle reads a deleted store: reopen it (one stat per task).
+ */
 function corpusAt(path: string): Corpus {
-  let corpus = corpora.get(path);
-  if (!corpus) {
-    corpus = Corpus.open(path);
-    corpora.set(path, corpus);
+  const st = statSync(path, { throwIfNoEntry: false });
+  const identity = st ? `${st.dev}:${st.ino}` : '';
+  const cached = corpora.get(path);
+  if (cached && cached.identity === identity) return cached.corpus;
+  if (cached) {
+    corpora.delete(path);
+    cached.corpus.close();
   }
+  const corpus = Corpus.open(path);
+  corpora.set(path, { corpus, identity });
   return corpus;
 }
 
@@ -43,17 +54,25 @@ let byShardRows = new Uint32Array(0);
 let byShardOffsets = new Uint32Array(0);
 
 function read(req: ReadWindowsRequest): WindowsReply {
-  const { window, rows, shards, windows, split } = req;
+  const { window, rows, rowsPerOutput, shards, windows, split } = req;
   if (!Number.isInteger(window) || window < 1) throw new Error(`bad window ${window}`);
   if (!Number.isInteger(rows) || rows < 0 || windows.length < 2 * rows) {
     throw new Error(`bad task: ${rows} rows but ${windows.length / 2} windows listed`);
   }
+  if (!Number.isInteger(rowsPerOutput) || rowsPerOutput < 1) throw new Error(`bad rowsPerOutput ${rowsPerOutput}`);
   const corpus = corpusAt(req.corpusPath);
   const cols = window + 1;
   const dtype = windowDtype(req.format, corpus.meta.tokenDtype);
-  const bytes = rows * cols * bytesPerElement(dtype);
-  const data = req.out && req.out.byteLength >= bytes ? req.out : new ArrayBuffer(bytes);
-  const out = windowView(data, dtype, rows * cols);
+  const data: ArrayBuffer[] = [];
+  const target: WindowTarget = { outputs: [], rowsPerOutput, cols };
+  for (let first = 0, i = 0; first < rows; first += rowsPerOutput, i++) {
+    const length = Math.min(rowsPerOutput, rows - first) * cols;
+    const bytes = length * bytesPerElement(dtype);
+    const spent = req.out?.[i];
+    const buffer = spent && spent.byteLength >= bytes ? spent : new ArrayBuffer(bytes);
+    data.push(buffer);
+    target.outputs.push(windowView(buffer, dtype, length));
+  }
 
   // Counting sort of the rows by shard slot: starts[s] .. starts[s+1] are slot s's rows.
   const starts = new Uint32Array(shards.length + 1);
@@ -88,9 +107,9 @@ function read(req: ReadWindowsRequest): WindowsReply {
       }
     }
     // Copy before the next read overwrites the shard buffer.
-    copyWindows(tokens, out, cols, byShardRows, byShardOffsets, from, to);
+    copyWindows(tokens, target, byShardRows, byShardOffsets, from, to);
   }
-  return { type: 'windows', data, dtype, rows, cols, windows };
+  return { type: 'windows', data, rowsPerOutput, dtype, rows, cols, windows };
 }
 
 /** The piscina task handler. */
@@ -99,11 +118,11 @@ export default function reader(request: ReaderRequest): ReaderReply | ReturnType
     switch (request.type) {
       case 'read': {
         const reply = read(request);
-        return move(new MovedReply(reply, [reply.data, reply.windows.buffer as ArrayBuffer]));
+        return move(new MovedReply(reply, [...reply.data, reply.windows.buffer as ArrayBuffer]));
       }
       default: {
-        const unknown: never = request;
-        return { type: 'error', message: `reader: unknown request type "${String((unknown as { type?: unknown }).type)}"` };
+        const unknown: never = request.type;
+        return { type: 'error', message: `reader: unknown request type "${String(unknown)}"` };
       }
     }
   } catch (err) {

@@ -6,6 +6,8 @@ import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { configCommand } from './commands/config.js';
+import { ingestCommand } from './commands/ingest.js';
+import { resumeConfig, trainCommand } from './commands/train.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -34,6 +36,22 @@ export function buildProgram(): Command {
     .option('--markdown', 'with --keys: print a Markdown table')
     .action((flags: ConfigFlags & { keys?: boolean; markdown?: boolean }) => {
       configCommand(flags.keys ? undefined : resolveConfig(flags), flags);
+    });
+
+  withConfigFlags(program.command('ingest').description('tokenize text into the LMDB corpus store (default: the bundled books and speeches)'))
+    .argument('[paths...]', 'text files or folders (each file is a document); overrides corpus.inputs')
+    .option('--force', 'replace an existing corpus built from other input or settings')
+    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean }) => {
+      const config = resolveConfig(flags);
+      if (paths.length) config.corpus.inputs = paths;
+      await ingestCommand(config, { force: flags.force });
+    });
+
+  withConfigFlags(program.command('train').description('train N codistilled groups (groups=1: plain synchronous SGD)'), 'lm-small')
+    .option('--resume <runDir>', 'continue the run in this folder from its newest checkpoint (its saved config, plus --set)')
+    .action(async (flags: ConfigFlags & { resume?: string }) => {
+      const config = flags.resume ? resumeConfig(flags.resume, flags.set) : resolveConfig(flags);
+      await trainCommand(config, { resume: flags.resume });
     });
 
   return program;

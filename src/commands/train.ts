@@ -46,9 +46,9 @@ export function watchRun(events: { subscribe(o: { next(e: RunEvent): void }): un
         case 'step':
           done++;
           tokens += e.tokens;
-          lastLoss[e.group] = e.loss;
+          lastLoss[e.group] = e.taskLoss;
           bar?.update(done, {
-            loss: lastLoss.map((l) => l.toFixed(3)).join('/'),
+            'task loss': lastLoss.map((l) => l.toFixed(3)).join('/'),
             'tok/s': Math.round(tokens / ((performance.now() - t0) / 1000)),
             ...(val ? { val } : {}),
           });

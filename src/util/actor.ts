@@ -90,6 +90,11 @@ export class ActorClient<Req extends { type: string }, Rep extends { type: strin
     this.onFailure?.(err);
   }
 
+  /** Fault injection: ends the worker the way a crash would (pending and later requests fail with "exited"). */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
+  }
+
   /** Stops the worker; pending requests are rejected. Terminating also hands the worker's wasm memory back. */
   async close(): Promise<void> {
     if (!this.dead) this.dead = new ActorError(this.name, 'closed');

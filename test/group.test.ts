@@ -1,0 +1,79 @@
+import t from 'tap';
+import { DEFAULTS, type Config } from '../src/config/schema.js';
+import { Group, type GroupOptions } from '../src/group/group.js';
+import { randomBatch } from './helpers/batches.js';
+
+const classes = 64;
+const T = 8;
+const model: Config['model'] = { ...DEFAULTS.model, embedding: 8, hidden: 16, layers: 1, window: T };
+const options = (replicas: number): GroupOptions => ({
+  group: 0,
+  replicas,
+  backend: 'wasm',
+  model,
+  classes,
+  seed: 7,
+  optim: { ...DEFAULTS.optim, lr: 0.01 },
+  distillLoss: 'ce',
+  labelSmoothing: 0,
+});
+
+const stepInput = (step: number, rows: number) => ({
+  step,
+  lr: 0.01,
+  alpha: 0,
+  batch: randomBatch(100 + step, rows, T + 1, classes),
+  positionsPerRow: T,
+  classes,
+});
+
+t.test('all replicas of a group hold bitwise-identical weights after many steps', async (t) => {
+  const group = await Group.start(options(2));
+  t.teardown(() => group.close());
+  for (let s = 0; s < 12; s++) await group.step(stepInput(s, 8));
+  const [a, b] = await group.replicaWeights();
+  t.equal(a.length, group.parameters);
+  t.ok(Buffer.from(a.buffer).equals(Buffer.from(b.buffer)), 'replica 0 and replica 1 weights are bitwise equal');
+});
+
+t.test('K replicas at batch b make the same update as one replica at batch K*b', async (t) => {
+  const one = await Group.start(options(1));
+  const two = await Group.start(options(2));
+  t.teardown(() => Promise.all([one.close(), two.close()]));
+  for (let s = 0; s < 3; s++) {
+    const r1 = await one.step(stepInput(s, 8));
+    const r2 = await two.step(stepInput(s, 8));
+    t.ok(Math.abs(r1.loss - r2.loss) < 1e-5, `step ${s}: loss ${r1.loss} ~ ${r2.loss}`);
+  }
+  const [w1] = await one.replicaWeights();
+  const [w2] = await two.replicaWeights();
+  let worst = 0;
+  for (let i = 0; i < w1.length; i++) worst = Math.max(worst, Math.abs(w1[i] - w2[i]));
+  t.ok(worst < 1e-4, `largest weight difference ${worst}`);
+});
+
+t.test('the tensor count stays flat across steps', async (t) => {
+  const group = await Group.start(options(2));
+  t.teardown(() => group.close());
+  await group.step(stepInput(0, 8));
+  const before = await group.tensors();
+  for (let s = 1; s < 15; s++) await group.step(stepInput(s, 8));
+  t.same(await group.tensors(), before);
+});
+
+t.test('a replica that throws is a run error naming its group and replica, not a hang', async (t) => {
+  const group = await Group.start({ ...options(2), group: 3 });
+  t.teardown(() => group.close());
+  await group.injectFault(1, 2);
+  await group.step(stepInput(0, 8));
+  await group.step(stepInput(1, 8));
+  await t.rejects(group.step(stepInput(2, 8)), { name: 'RunError', message: /group 3 replica 1: injected fault at step 2/ });
+});
+
+t.test('a replica worker that dies is reported, not a hang', async (t) => {
+  const group = await Group.start({ ...options(2), group: 1 });
+  t.teardown(() => group.close());
+  await group.step(stepInput(0, 8));
+  await group.killReplica(0);
+  await t.rejects(group.step(stepInput(1, 8)), { name: 'RunError', message: /group 1 replica 0: (exited|crashed|closed)/ });
+});

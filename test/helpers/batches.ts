@@ -1,0 +1,17 @@
+/** Seeded synthetic token batches for tests that need data but not a corpus. */
+import type { Batch } from '../../src/model/workload.js';
+
+export function randomBatch(seed: number, rows: number, cols: number, classes: number): Batch {
+  let s = seed >>> 0 || 1;
+  const data = new Int32Array(rows * cols);
+  for (let i = 0; i < data.length; i++) {
+    // xorshift32: enough for test data, and the same on every machine.
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    data[i] = s % classes;
+  }
+  return { data, rows, cols };
+}

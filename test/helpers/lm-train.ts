@@ -1,0 +1,34 @@
+/** A plain training step for model tests: task loss, gradients, optional clipping, one optimizer update. */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../../src/config/schema.js';
+import { DEFAULTS } from '../../src/config/schema.js';
+import type { Batch, Model } from '../../src/model/workload.js';
+import { taskLoss } from '../../src/train/loss.js';
+import { clipByGlobalNorm } from '../../src/train/optim.js';
+
+/** A tiny language model config: fast on wasm, still every code path of the real one. */
+export function tinyModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
+  return { ...DEFAULTS.model, embedding: 8, hidden: 12, layers: 1, window: 6, ...overrides };
+}
+
+/** Loss and named gradients of the task loss on one batch. The caller disposes the returned tensors. */
+export function lossAndGrads(model: Model, batch: Batch): { loss: tf.Scalar; grads: tf.NamedTensorMap } {
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
+    return { loss: value, grads };
+  });
+}
+
+/** One update; returns the loss before it. */
+export function trainStep(model: Model, opt: tf.Optimizer, batch: Batch, clipNorm = 0): number {
+  const { loss, grads } = lossAndGrads(model, batch);
+  tf.tidy(() => opt.applyGradients(clipByGlobalNorm(grads, clipNorm).grads));
+  const value = loss.dataSync()[0];
+  tf.dispose([loss, ...Object.values(grads)]);
+  return value;
+}
+
+/** Every variable's values, in order: for bitwise comparisons. */
+export function snapshot(model: Model): Float32Array[] {
+  return model.variables.map((v) => v.dataSync() as Float32Array).map((a) => a.slice());
+}
