@@ -11,7 +11,7 @@ import { initBackend } from '../src/backend.js';
 import { GroupMemory } from '../src/group/memory.js';
 import { buildModel } from '../src/model/build.js';
 import type { Model } from '../src/model/workload.js';
-import { denseFromTopK, distillLoss, type DistillKind, taskLoss } from '../src/train/loss.js';
+import { codistillLoss, denseFromTopK, type DistillKind } from '../src/train/loss.js';
 import {
   clipByGlobalNorm,
   createOptimizer,
@@ -58,20 +58,25 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   const { value, grads } = tf.tidy(() =>
     tf.variableGrads(() => {
       const logits = r.model.logits(batch);
-      task = tf.keep(taskLoss(logits, r.model.labels(batch), r.labelSmoothing));
-      if (!req.teacher || req.alpha === 0) return task;
-      const teacher = teacherTensor(req.teacher, r.model.positions(req.rows), r.model.classes);
-      distill = tf.keep(distillLoss(logits, teacher, r.distillKind));
-      return task.add(distill.mul(req.alpha)) as tf.Scalar;
+      const teacher = req.teacher && req.alpha > 0 ? teacherTensor(req.teacher, r.model.positions(req.rows), r.model.classes) : undefined;
+      const loss = codistillLoss(logits, r.model.labels(batch), {
+        smoothing: r.labelSmoothing,
+        teacher,
+        alpha: req.alpha,
+        kind: r.distillKind,
+      });
+      task = tf.keep(loss.task);
+      distill = tf.keep(loss.distill);
+      return loss.total;
     }, vars as tf.Variable[]),
   );
   gradsToFlat(grads, vars, r.memory.slot(r.replica));
   const loss = value.dataSync()[0];
   const taskValue = task!.dataSync()[0];
-  const distillValue = distill ? distill.dataSync()[0] : 0;
-  tf.dispose([value, task!, distill!, grads as unknown as tf.Tensor[]].filter(Boolean) as tf.TensorContainer);
+  const distillValue = distill!.dataSync()[0];
+  tf.dispose([value, task!, distill!, ...Object.values(grads)]);
   if (!Number.isFinite(loss)) {
-    throw new Error(`loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or raise optim.clipNorm's effect`);
+    throw new Error(`loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or set optim.clipNorm`);
   }
   const t1 = performance.now();
   const mean = r.memory.allReduce(r.replica);
@@ -79,6 +84,8 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   setLearningRate(r.optimizer, req.lr);
   const gradNorm = tf.tidy(() => {
     const { grads: clipped, norm } = clipByGlobalNorm(flatToGrads(mean, vars), r.clipNorm);
+    // Never apply a non-finite update: the weights (and so the checkpoints) stay usable.
+    if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
     r.optimizer.applyGradients(clipped);
     return norm;
   });

@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
-import { denseFromTopK, distillLoss, distillWeight, taskLoss } from '../src/train/loss.js';
+import { codistillLoss, denseFromTopK, distillLoss, distillWeight, taskLoss } from '../src/train/loss.js';
 
 await tf.setBackend('cpu');
 
@@ -81,4 +81,41 @@ t.test('burn-in holds alpha at 0, then a ramp raises it linearly', async (t) => 
   t.equal(distillWeight(13, d), 2);
   t.equal(distillWeight(100, d), 2);
   t.equal(distillWeight(10, { ...d, ramp: 0 }), 2);
+});
+
+t.test('the fused codistillation loss equals task + alpha * distill, in value and in gradient', async (t) => {
+  const labels = tf.tensor1d([1, 2], 'int32');
+  const teacher = tf.tensor2d([
+    [0.2, 0.5, 0.3],
+    [0.1, 0.1, 0.8],
+  ]);
+  for (const [alpha, smoothing] of [
+    [0, 0],
+    [0.7, 0],
+    [1.5, 0.1],
+  ]) {
+    const reference = (x: tf.Tensor) => taskLoss(x as tf.Tensor2D, labels, smoothing).add(distillLoss(x as tf.Tensor2D, teacher, 'ce').mul(alpha)) as tf.Scalar;
+    const fused = (x: tf.Tensor) => codistillLoss(x as tf.Tensor2D, labels, { smoothing, teacher, alpha, kind: 'ce' }).total;
+    const a = tf.valueAndGrad(reference)(logits);
+    const b = tf.valueAndGrad(fused)(logits);
+    t.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-5, `value at alpha ${alpha}, smoothing ${smoothing}`);
+    t.ok(tf.max(tf.abs(a.grad.sub(b.grad))).dataSync()[0] < 1e-6, `gradient at alpha ${alpha}, smoothing ${smoothing}`);
+  }
+  const parts = codistillLoss(logits, labels, { smoothing: 0, teacher, alpha: 2, kind: 'ce' });
+  t.ok(Math.abs(parts.task.dataSync()[0] - taskLoss(logits, labels).dataSync()[0]) < 1e-6, 'task part');
+  t.ok(Math.abs(parts.distill.dataSync()[0] - distillLoss(logits, teacher, 'ce').dataSync()[0]) < 1e-6, 'distillation part');
+});
+
+t.test('with mse on logits the fused loss keeps the stock gradient of the mse term', async (t) => {
+  const labels = tf.tensor1d([0, 1], 'int32');
+  const other = tf.tensor2d([
+    [0, 2, 1],
+    [1, -1, 1],
+  ]);
+  const reference = (x: tf.Tensor) => taskLoss(x as tf.Tensor2D, labels).add(distillLoss(x as tf.Tensor2D, other, 'mse-logits').mul(0.5)) as tf.Scalar;
+  const fused = (x: tf.Tensor) => codistillLoss(x as tf.Tensor2D, labels, { smoothing: 0, teacher: other, alpha: 0.5, kind: 'mse-logits' }).total;
+  const a = tf.valueAndGrad(reference)(logits);
+  const b = tf.valueAndGrad(fused)(logits);
+  t.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-5);
+  t.ok(tf.max(tf.abs(a.grad.sub(b.grad))).dataSync()[0] < 1e-6);
 });

@@ -47,3 +47,63 @@ export function distillWeight(step: number, d: { alpha: number; burnIn: number; 
   if (d.ramp <= 0) return d.alpha;
   return d.alpha * Math.min(1, (step - d.burnIn + 1) / d.ramp);
 }
+
+export interface CodistillLossOptions {
+  /** Label smoothing of the task term. */
+  smoothing: number;
+  /** The teachers' averaged probabilities (ce) or logits (mse-logits), [P, C]; absent during burn-in. */
+  teacher?: tf.Tensor2D;
+  alpha: number;
+  kind: DistillKind;
+}
+
+export interface CodistillLoss {
+  /** task + alpha * distill: the scalar to differentiate. */
+  total: tf.Scalar;
+  task: tf.Scalar;
+  distill: tf.Scalar;
+}
+
+/**
+ * The whole training loss in one softmax (the replicas' hot path). Both cross-entropy terms share the student's
+ * probabilities q, and their gradient is closed-form: d/dlogits [CE(y', q) + alpha * CE(teacher, q)]
+ * = ((1 + alpha) q - y' - alpha * teacher) / P. tfjs's taped logSoftmax gradient costs several exp passes over the
+ * [P, C] logits on wasm; this costs one softmax. The values equal taskLoss/distillLoss (tested).
+ */
+export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: CodistillLossOptions): CodistillLoss {
+  const [positions, classes] = logits.shape;
+  const ceTeacher = o.teacher && o.kind === 'ce' && o.alpha > 0 ? o.teacher : undefined;
+  let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
+  if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
+  const weight = 1 + (ceTeacher ? o.alpha : 0);
+  // Everything the gradient pulls the student toward, in one [P, C] target.
+  const pull = ceTeacher ? target.add(ceTeacher.mul(o.alpha)) : target;
+  let probs: tf.Tensor2D | undefined;
+  const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
+    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const q = tf.softmax(x);
+    probs = tf.keep(q);
+    // Saved tensors outlive the forward pass's tidy; a closure over `pull` would see it disposed.
+    save([q, pull]);
+    return {
+      value: tf.scalar(0),
+      gradFunc: (dy: tf.Scalar, [savedQ, savedPull]: tf.Tensor[]) => tf.mul(dy, savedQ.mul(weight).sub(savedPull).div(positions)),
+    };
+  });
+  const fused = fusedCrossEntropy(logits) as tf.Scalar;
+  // q was made inside the custom op, off the tape: values computed from it carry no gradient.
+  const logq = tf.log(probs!.maximum(1e-30));
+  tf.dispose(probs);
+  const task = tf.neg(tf.sum(target.mul(logq))).div(positions) as tf.Scalar;
+  let total = fused.add(task) as tf.Scalar;
+  let distill: tf.Scalar = tf.scalar(0);
+  if (ceTeacher) {
+    distill = tf.neg(tf.sum(ceTeacher.mul(logq))).div(positions) as tf.Scalar;
+    total = total.add(distill.mul(o.alpha));
+  } else if (o.teacher && o.kind === 'mse-logits' && o.alpha > 0) {
+    // MSE on logits keeps tfjs's own gradient: it is cheap and has no softmax.
+    distill = distillLoss(logits, o.teacher, 'mse-logits');
+    total = total.add(distill.mul(o.alpha));
+  }
+  return { total, task, distill };
+}

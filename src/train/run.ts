@@ -170,11 +170,17 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         return { batch, teacher };
       };
 
-      let next = prepare(startStep);
+      // A prepared step that is never reached (the run failed or ended) must not become an unhandled rejection.
+      const ahead = (s: number) => {
+        const p = prepare(s);
+        p.catch(() => undefined);
+        return p;
+      };
+      let next = ahead(startStep);
       for (let s = startStep; s < config.steps; s++) {
         const t0 = performance.now();
         const { batch, teacher } = await next;
-        if (s + 1 < config.steps) next = prepare(s + 1);
+        if (s + 1 < config.steps) next = ahead(s + 1);
         const tw = performance.now();
         const target = teacher ? await teacher : undefined;
         const teacherWaitMs = performance.now() - tw;

@@ -1,0 +1,120 @@
+/**
+ * Runs an experiment's arms one after the other, each a full training run in `<out>/arms/<arm id>/`, and makes the
+ * whole experiment resumable: re-running the same command skips arms whose log ends in `done`, resumes an arm that
+ * was cut short from its newest checkpoint, and starts the rest.
+ *
+ * Progress: one line per arm (arm i of n, the experiment's share of work done and its ETA), then the run's own bar.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { ingestCommand } from '../commands/ingest.js';
+import { watchRun } from '../commands/train.js';
+import { startRun } from '../train/run.js';
+import { duration } from '../util/progress.js';
+import { type Curve, readCurve } from './curves.js';
+
+export interface Arm {
+  /** Folder name, unique within the experiment (e.g. `sync-b16-s1`). */
+  id: string;
+  /** What tables and plots call the arm (seeds of one arm share it). */
+  label: string;
+  seed: number;
+  config: Config;
+}
+
+export interface ArmResult {
+  arm: Arm;
+  runDir: string;
+  curve: Curve;
+}
+
+export interface RunArmsOptions {
+  out: string;
+  /** Progress lines (default: stderr). */
+  write?: (line: string) => void;
+}
+
+/** The folder an arm trains in. */
+export const armDir = (out: string, id: string): string => resolve(out, 'arms', id);
+
+/** Relative cost of an arm (tokens per step of all groups; a distillation step also runs N-1 teacher forwards). */
+function cost(c: Config): number {
+  const teacher = c.groups > 1 && c.distill.alpha > 0 ? 0.4 * (c.groups - 1) : 0;
+  return c.steps * c.groups * c.optim.batch * c.model.window * (1 + teacher);
+}
+
+/** The saved config must be this arm's: a changed budget must not silently mix two experiments in one folder. */
+function checkSameConfig(dir: string, config: Config): void {
+  const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
+  const strip = (c: Config) => JSON.stringify({ ...c, runDir: '', name: '' });
+  if (strip(saved) !== strip(config)) {
+    throw new ConfigError(
+      `${dir} holds a run with another config than this experiment's arm; ` +
+        'use another --out folder, or delete that arm folder to train it again',
+    );
+  }
+}
+
+export async function ensureCorpus(config: Config): Promise<void> {
+  if (existsSync(config.corpus.path)) return;
+  process.stderr.write(`no corpus at ${config.corpus.path}: ingesting it first\n`);
+  await ingestCommand(config, {});
+}
+
+export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promise<ArmResult[]> {
+  const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const ids = new Set(arms.map((a) => a.id));
+  if (ids.size !== arms.length) throw new Error('experiment arms must have distinct ids');
+  const total = arms.reduce((n, a) => n + cost(a.config), 0);
+  let doneCost = 0;
+  let spentCost = 0;
+  const started = performance.now();
+  const results: ArmResult[] = [];
+  for (const [i, arm] of arms.entries()) {
+    const dir = armDir(opts.out, arm.id);
+    const config: Config = { ...arm.config, runDir: resolve(opts.out, 'arms'), name: arm.id };
+    const metrics = join(dir, 'metrics.jsonl');
+    const exists = existsSync(join(dir, 'config.json'));
+    if (exists) checkSameConfig(dir, config);
+    const before = exists ? readCurve(metrics) : undefined;
+    const head = `arm ${i + 1}/${arms.length} ${arm.id} (${arm.label}, seed ${arm.seed})`;
+    if (before?.finished) {
+      write(`${head}: finished earlier, skipped`);
+    } else {
+      await ensureCorpus(config);
+      const secs = (performance.now() - started) / 1000;
+      const eta = spentCost > 0 ? `, experiment ETA ${duration(((total - doneCost) * secs) / spentCost)}` : '';
+      const pct = Math.round((100 * doneCost) / total);
+      write(`${head}: ${exists ? 'resuming from its newest checkpoint' : 'starting'} (${pct}% of the experiment's work done${eta})`);
+      const run = startRun({ config, resume: exists ? dir : undefined });
+      watchRun(run.events$, config, `arm ${i + 1}/${arms.length}`);
+      await run.done;
+      spentCost += cost(config);
+    }
+    doneCost += cost(config);
+    results.push({ arm, runDir: dir, curve: readCurve(metrics) });
+  }
+  return results;
+}
+
+/** Groups results by label, keeping the arms' order. */
+export function byLabel(results: readonly ArmResult[]): Map<string, ArmResult[]> {
+  const out = new Map<string, ArmResult[]>();
+  for (const r of results) out.set(r.arm.label, [...(out.get(r.arm.label) ?? []), r]);
+  return out;
+}
+
+/** Deep-merges config override objects (later wins). */
+export function mergeOverrides(...parts: Record<string, unknown>[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const p of parts) {
+    for (const [k, v] of Object.entries(p)) {
+      const prev = out[k];
+      const both = [prev, v].every((x) => typeof x === 'object' && x !== null && !Array.isArray(x));
+      out[k] = both ? mergeOverrides(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
+    }
+  }
+  return out;
+}

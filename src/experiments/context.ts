@@ -1,0 +1,50 @@
+/**
+ * What every experiment is given (its budget, the user's overrides, the output folder) and the parts of every
+ * report that do not depend on the experiment: how to reproduce it and what the model and data were.
+ */
+import type { Config } from '../config/schema.js';
+import type { Budget } from './budget.js';
+import type { Report } from './report.js';
+
+export const EXPERIMENTS = ['scaling', 'staleness', 'churn'] as const;
+export type ExperimentName = (typeof EXPERIMENTS)[number];
+
+export interface ExperimentContext {
+  name: ExperimentName;
+  /** The budget's name (or file) as given on the command line. */
+  budgetName: string;
+  budget: Budget;
+  /** `--set key=value` overrides for every arm's config. */
+  set: string[];
+  out: string;
+  /** Progress lines (default: stderr). */
+  write?: (line: string) => void;
+}
+
+export interface ExperimentOutcome {
+  dir: string;
+  /** report.md's path. */
+  report: string;
+  plots: string[];
+}
+
+export function reproduceCommand(ctx: ExperimentContext): string {
+  const sets = ctx.set.map((s) => ` --set ${s}`).join('');
+  return `codistill experiment ${ctx.name} --budget ${ctx.budgetName}${sets}`;
+}
+
+/** The common head of every report: the command, the budget, the model and the data. */
+export function preamble(report: Report, ctx: ExperimentContext, sample: Config, what: string): void {
+  const m = sample.model;
+  report.text(
+    `${what}\n\n` +
+      `Reproduce with \`${reproduceCommand(ctx)}\` (re-running it skips finished arms and resumes an interrupted one). ` +
+      `Budget \`${ctx.budgetName}\`${ctx.budget.description ? `: ${ctx.budget.description}` : ''}.\n\n` +
+      `Model: ${m.layers}-layer LSTM language model, ${m.embedding}-d embeddings, ${m.hidden} units, ` +
+      `windows of ${m.window} tokens, vocabulary from corpus \`${sample.corpus.path}\` (${sample.corpus.vocabSize} tokens requested). ` +
+      `Optimizer ${sample.optim.optimizer}, ${sample.optim.decay} decay after warm-up, gradient clipping at ${sample.optim.clipNorm}. ` +
+      `Validation: ${sample.eval.windows} held-out windows every ${sample.eval.every} steps; ` +
+      `"model" losses are the mean over a run's groups of each single model's loss. ` +
+      `Backend ${sample.backend}; every arm's resolved config and raw metrics.jsonl are in \`arms/<arm>/\`.\n`,
+  );
+}

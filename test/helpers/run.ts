@@ -1,0 +1,48 @@
+/** A tiny real corpus and config for end-to-end runs: the fixture texts, ingested once per test file. */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
+import { ingest } from '../../src/corpus/ingest.js';
+import { openSnapshotStore } from '../../src/store/index.js';
+import { loadLatestCheckpoint } from '../../src/train/checkpoints.js';
+
+const fixtures = fileURLToPath(new URL('../fixtures/text', import.meta.url));
+
+let corpusPath: Promise<string> | undefined;
+
+/** Ingests the fixture texts (vocabulary 256, small shards) into a temp folder, once per process. */
+export function fixtureCorpus(): Promise<string> {
+  corpusPath ??= (async () => {
+    const path = join(mkdtempSync(join(tmpdir(), 'codistill-test-')), 'corpus');
+    await ingest({ corpus: { ...loadConfig({ preset: 'tiny' }).corpus, path, inputs: [fixtures], shardTokens: 1024 }, seed: 1 });
+    return path;
+  })();
+  return corpusPath;
+}
+
+/** The tiny preset on the fixture corpus, writing runs into `dir`, with `set` overrides. */
+export async function tinyConfig(dir: string, name: string, set: string[] = []): Promise<Config> {
+  const path = await fixtureCorpus();
+  return loadConfig({
+    preset: 'tiny',
+    set: [`corpus.path=${path}`, `runDir=${dir}`, `name=${name}`, 'backend=wasm', ...set],
+  });
+}
+
+/** Final weights of every group, read from the run's newest checkpoint. */
+export async function finalWeights(runDir: string, config: Config): Promise<Float32Array[]> {
+  const store = await openSnapshotStore(join(runDir, 'checkpoints'));
+  try {
+    const c = await loadLatestCheckpoint(store, config);
+    if (!c) throw new Error(`${runDir} has no checkpoint`);
+    return c.groups.map((g) => g.state.weights.slice());
+  } finally {
+    await store.close();
+  }
+}
+
+export const sameBits = (a: Float32Array, b: Float32Array): boolean =>
+  a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
