@@ -1,49 +1,42 @@
 /**
- * The reader actor's protocol (DESIGN.md, "Actors"): a stateless piscina worker that turns window lists into
- * token arrays. Every request gets exactly one reply; errors come back as an `error` reply, never as exceptions.
+ * The reader actor's protocol (DESIGN.md, "Actors"): a stateless piscina worker that copies spans (M consecutive
+ * windows of one shard, M*T+1 contiguous tokens) out of the corpus into chunks. Every request gets exactly one
+ * reply; errors come back as an `error` reply, never as exceptions.
  *
- * Buffers move, never clone: the caller transfers `windows` and (optionally) spent `out` buffers in, and the reply
- * moves the filled buffers and `windows` back, so a stream can keep reusing the same memory (fresh allocation is slow
- * on these machines). Rows come in several buffers of `rowsPerOutput` rows (one per batch for the batch stream), so
- * that every batch owns its buffer and can move on to a replica alone.
+ * Buffers move, never clone: the caller transfers `spans` and (optionally) spent `out` buffers in, and the reply
+ * moves the filled chunks and `spans` back, so a stream keeps reusing the same memory (fresh allocation is slow on
+ * these machines). Every chunk has its own buffer, so that it can be recycled as soon as its batches are cut.
  */
-import type { Split } from '../src/corpus/store.js';
-import type { WindowDtype, WindowFormat } from '../src/data/windows.js';
+import type { Split, TokenDtype } from '../src/corpus/store.js';
 
-export interface ReadWindowsRequest {
+export interface ReadSpansRequest {
   type: 'read';
   corpusPath: string;
   split: Split;
-  /** T: every window is T+1 tokens. */
-  window: number;
-  format: WindowFormat;
-  /** Shard ids this task reads; a window names its shard by index into this table. */
-  shards: Uint32Array;
-  /**
-   * Two entries per output row, in row order: index into `shards`, first token offset of the window in that shard.
-   * The worker reads each listed shard once per task, however many of the rows come from it.
-   */
-  windows: Uint32Array;
+  /** Tokens per span (M*T+1): the row length of a chunk. */
+  spanTokens: number;
+  /** Spans per chunk (B). */
   rows: number;
-  /** Rows per output buffer: the reply has ceil(rows / rowsPerOutput) buffers. */
-  rowsPerOutput: number;
-  /** Spent buffers to write the rows into (moved in), used in order; missing or too small ones are allocated. */
+  chunks: number;
+  /** Shard ids this task reads; a span names its shard by index into this table. Each is read once per task. */
+  shards: Uint32Array;
+  /** Two entries per span, chunk-major (chunk c, row r at 2 * (c * rows + r)): index into `shards`, first token. */
+  spans: Uint32Array;
+  /** Spent chunk buffers to fill (moved in), used in order; missing or too small ones are allocated. */
   out?: ArrayBuffer[];
 }
 
-export type ReaderRequest = ReadWindowsRequest;
+export type ReaderRequest = ReadSpansRequest;
 
-export interface WindowsReply {
-  type: 'windows';
-  /** Buffer i holds rows i * rowsPerOutput onwards, (T+1) elements of `dtype` a row, from byte 0 (a reused buffer may
-   * be longer than its rows). */
+export interface ChunksReply {
+  type: 'chunks';
+  /** One buffer per chunk: `rows` rows of `cols` tokens of `dtype` from byte 0 (a reused buffer may be longer). */
   data: ArrayBuffer[];
-  rowsPerOutput: number;
-  dtype: WindowDtype;
+  dtype: TokenDtype;
   rows: number;
   cols: number;
-  /** The request's `windows`, moved back so that the caller can reuse its buffer. */
-  windows: Uint32Array;
+  /** The request's `spans`, moved back so that the caller can reuse its buffer. */
+  spans: Uint32Array;
 }
 
 export interface ReaderErrorReply {
@@ -51,4 +44,4 @@ export interface ReaderErrorReply {
   message: string;
 }
 
-export type ReaderReply = WindowsReply | ReaderErrorReply;
+export type ReaderReply = ChunksReply | ReaderErrorReply;

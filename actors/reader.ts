@@ -1,16 +1,18 @@
 /**
- * The reader actor: a stateless piscina worker that copies training windows out of the corpus (reader-messages.ts).
+ * The reader actor: a stateless piscina worker that copies spans of training windows out of the corpus into chunks
+ * (reader-messages.ts).
  *
- * It keeps nothing between tasks but an open handle per corpus and grow-only scratch arrays. A task's rows are
+ * It keeps nothing between tasks but an open handle per corpus and grow-only scratch arrays. A task's spans are
  * grouped by shard first, because `getBinaryFast` copies a whole shard (below 16 MiB) into one reused buffer that the
- * next read overwrites: each shard is read once and its windows are copied out at once. The filled buffers are moved
- * to the caller with piscina's transfer list, never structured-cloned.
+ * next read overwrites: each shard is read once and its spans are copied out at once, one memcpy a span, in the
+ * corpus' own dtype. A task is a whole shuffle block, so nearly every byte read is delivered. The filled chunks are
+ * moved to the caller with piscina's transfer list, never structured-cloned.
  */
 import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { Corpus, asTokens } from '../src/corpus/store.js';
-import { type WindowTarget, bytesPerElement, copyWindows, windowDtype, windowView } from '../src/data/windows.js';
-import type { ReadWindowsRequest, ReaderReply, ReaderRequest, WindowsReply } from './reader-messages.js';
+import { Corpus, type TokenArray, asTokens, bytesPerToken } from '../src/corpus/store.js';
+import { copySpans } from '../src/data/windows.js';
+import type { ChunksReply, ReadSpansRequest, ReaderReply, ReaderRequest } from './reader-messages.js';
 
 /** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
 const corpora = new Map<string, { corpus: Corpus; identity: string }>();
@@ -36,7 +38,7 @@ function corpusAt(path: string): Corpus {
 /** A reply whose buffers piscina moves (its transfer list) instead of cloning. */
 class MovedReply {
   constructor(
-    private readonly reply: WindowsReply,
+    private readonly reply: ChunksReply,
     private readonly buffers: ArrayBuffer[],
   ) {}
 
@@ -53,63 +55,63 @@ class MovedReply {
 let byShardRows = new Uint32Array(0);
 let byShardOffsets = new Uint32Array(0);
 
-function read(req: ReadWindowsRequest): WindowsReply {
-  const { window, rows, rowsPerOutput, shards, windows, split } = req;
-  if (!Number.isInteger(window) || window < 1) throw new Error(`bad window ${window}`);
-  if (!Number.isInteger(rows) || rows < 0 || windows.length < 2 * rows) {
-    throw new Error(`bad task: ${rows} rows but ${windows.length / 2} windows listed`);
+function read(req: ReadSpansRequest): ChunksReply {
+  const { spanTokens: cols, rows, chunks, shards, spans, split } = req;
+  if (!Number.isInteger(cols) || cols < 2) throw new Error(`bad spanTokens ${cols}`);
+  if (!Number.isInteger(rows) || rows < 1) throw new Error(`bad rows ${rows}`);
+  const total = chunks * rows;
+  if (!Number.isInteger(chunks) || chunks < 0 || spans.length < 2 * total) {
+    throw new Error(`bad task: ${chunks} chunks of ${rows} rows but ${spans.length / 2} spans listed`);
   }
-  if (!Number.isInteger(rowsPerOutput) || rowsPerOutput < 1) throw new Error(`bad rowsPerOutput ${rowsPerOutput}`);
   const corpus = corpusAt(req.corpusPath);
-  const cols = window + 1;
-  const dtype = windowDtype(req.format, corpus.meta.tokenDtype);
+  const dtype = corpus.meta.tokenDtype;
+  const length = rows * cols;
+  const bytes = length * bytesPerToken(dtype);
   const data: ArrayBuffer[] = [];
-  const target: WindowTarget = { outputs: [], rowsPerOutput, cols };
-  for (let first = 0, i = 0; first < rows; first += rowsPerOutput, i++) {
-    const length = Math.min(rowsPerOutput, rows - first) * cols;
-    const bytes = length * bytesPerElement(dtype);
-    const spent = req.out?.[i];
+  const outputs: TokenArray[] = [];
+  for (let c = 0; c < chunks; c++) {
+    const spent = req.out?.[c];
     const buffer = spent && spent.byteLength >= bytes ? spent : new ArrayBuffer(bytes);
     data.push(buffer);
-    target.outputs.push(windowView(buffer, dtype, length));
+    outputs.push(dtype === 'uint16' ? new Uint16Array(buffer, 0, length) : new Uint32Array(buffer, 0, length));
   }
 
-  // Counting sort of the rows by shard slot: starts[s] .. starts[s+1] are slot s's rows.
+  // Counting sort of the spans by shard slot: starts[s] .. starts[s+1] are slot s's spans.
   const starts = new Uint32Array(shards.length + 1);
-  for (let r = 0; r < rows; r++) {
-    const slot = windows[2 * r];
-    if (slot >= shards.length) throw new Error(`row ${r} names shard slot ${slot} of ${shards.length}`);
+  for (let r = 0; r < total; r++) {
+    const slot = spans[2 * r];
+    if (slot >= shards.length) throw new Error(`span ${r} names shard slot ${slot} of ${shards.length}`);
     starts[slot + 1]++;
   }
   for (let s = 0; s < shards.length; s++) starts[s + 1] += starts[s];
-  if (byShardRows.length < rows) {
-    byShardRows = new Uint32Array(rows);
-    byShardOffsets = new Uint32Array(rows);
+  if (byShardRows.length < total) {
+    byShardRows = new Uint32Array(total);
+    byShardOffsets = new Uint32Array(total);
   }
   const next = starts.slice(0, shards.length);
-  for (let r = 0; r < rows; r++) {
-    const p = next[windows[2 * r]]++;
+  for (let r = 0; r < total; r++) {
+    const p = next[spans[2 * r]]++;
     byShardRows[p] = r;
-    byShardOffsets[p] = windows[2 * r + 1];
+    byShardOffsets[p] = spans[2 * r + 1];
   }
 
   for (let s = 0; s < shards.length; s++) {
     const from = starts[s];
     const to = starts[s + 1];
     if (from === to) continue;
-    const tokens = asTokens(corpus.shardBytesFast(split, shards[s]), corpus.meta.tokenDtype);
+    const tokens = asTokens(corpus.shardBytesFast(split, shards[s]), dtype);
     for (let i = from; i < to; i++) {
       if (byShardOffsets[i] + cols > tokens.length) {
         throw new Error(
-          `${req.corpusPath}: a window at token ${byShardOffsets[i]} of ${split} shard ${shards[s]} ` +
+          `${req.corpusPath}: a span at token ${byShardOffsets[i]} of ${split} shard ${shards[s]} ` +
             `runs past its end (${tokens.length} tokens)`,
         );
       }
     }
     // Copy before the next read overwrites the shard buffer.
-    copyWindows(tokens, target, byShardRows, byShardOffsets, from, to);
+    copySpans(tokens, outputs, rows, cols, byShardRows, byShardOffsets, from, to);
   }
-  return { type: 'windows', data, rowsPerOutput, dtype, rows, cols, windows };
+  return { type: 'chunks', data, dtype, rows, cols, spans };
 }
 
 /** The piscina task handler. */
@@ -118,7 +120,7 @@ export default function reader(request: ReaderRequest): ReaderReply | ReturnType
     switch (request.type) {
       case 'read': {
         const reply = read(request);
-        return move(new MovedReply(reply, [...reply.data, reply.windows.buffer as ArrayBuffer]));
+        return move(new MovedReply(reply, [...reply.data, reply.spans.buffer as ArrayBuffer]));
       }
       default: {
         const unknown: never = request.type;

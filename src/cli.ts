@@ -8,6 +8,7 @@ import type { Config } from './config/schema.js';
 import { configCommand } from './commands/config.js';
 import { ingestCommand } from './commands/ingest.js';
 import { resumeConfig, trainCommand } from './commands/train.js';
+import { startCommand } from './commands/start.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -53,6 +54,13 @@ export function buildProgram(): Command {
       const config = flags.resume ? resumeConfig(flags.resume, flags.set) : resolveConfig(flags);
       await trainCommand(config, { resume: flags.resume });
     });
+
+  withConfigFlags(
+    program.command('start').description('the main job: ingest the bundled corpus, codistill 2 models, train the sync-SGD baseline, compare'),
+    'lm-small',
+  ).action(async (flags: ConfigFlags) => {
+    await startCommand(resolveConfig(flags));
+  });
 
   return program;
 }

@@ -4,11 +4,13 @@ import { Subject, firstValueFrom, take, toArray } from 'rxjs';
 import { syntheticToken, writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
 import { CORPUS_FORMAT, CORPUS_FORMAT_VERSION, Corpus, CorpusWriter } from '../src/corpus/store.js';
 import { type BatchStreamOptions, type TrainBatch, createReaderPool, openBatchStream } from '../src/data/batches.js';
-import { DataOrder } from '../src/data/order.js';
+import type { DataOrder } from '../src/data/order.js';
 
-// 21 training shards of 1024 tokens (the last one 500): with T = 16, 63 windows a full shard.
+// 21 training shards of 1024 tokens (the last one 500): with T = 16, 63 windows a full shard, spans of M = 7 windows.
+// Group 0 has blocks of 3, 4 and 4 shards (the short one last): 3, 4 and 3 chunks of B = 8 spans, 70 batches an epoch.
 const T = 16;
 const B = 8;
+const M = 7;
 const dir = t.testdir();
 const corpusPath = join(dir, 'corpus');
 t.before(() => writeSyntheticCorpus(corpusPath, { shardTokens: 1024, tokens: { train: 20 * 1024 + 500, validation: 3000 } }));
@@ -16,28 +18,27 @@ const pool = createReaderPool(2);
 t.teardown(() => pool.destroy());
 
 const options = (over: Partial<BatchStreamOptions> = {}): BatchStreamOptions => ({
-  corpusPath, group: 0, groups: 2, sameData: false, batch: B, window: T, seed: 7, pool, shuffleShards: 4, ...over,
+  corpusPath, group: 0, groups: 2, sameData: false, batch: B, window: T, seed: 7, pool, shuffleShards: 4, spanWindows: M, ...over,
 });
 const pull = async (stream: { next(): Promise<TrainBatch> }, n: number): Promise<TrainBatch[]> => {
   const out: TrainBatch[] = [];
   for (let i = 0; i < n; i++) out.push(await stream.next());
   return out;
 };
-const summary = (b: TrainBatch) => ({ epoch: b.epoch, index: b.index, cursor: b.cursor, data: Array.from(b.data) });
+const summary = (b: TrainBatch) => ({ epoch: b.epoch, index: b.index, k: b.spanWindow, cursor: b.cursor, data: Array.from(b.data) });
 
 t.test('batch rows are the corpus tokens of the windows the data order names', async (t) => {
-  const stream = openBatchStream(options({ prefetch: 6 }));
+  const stream = openBatchStream(options());
   t.teardown(() => stream.close());
   const order = stream.order;
+  t.same([order.spanWindows, order.batchesPerEpoch], [M, 70]);
   const batches = await pull(stream, order.batchesPerEpoch + 3);
   const corpus = Corpus.open(corpusPath);
   t.teardown(() => corpus.close());
   const windows = [0, 1].map((e) => [...order.epochWindows(e)]);
   let mismatches = 0;
   for (const b of batches) {
-    t.equal(b.rows, B);
-    t.equal(b.cols, T + 1);
-    t.equal(b.group, 0);
+    t.same([b.rows, b.cols, b.group, b.spanWindow], [B, T + 1, 0, b.index % M]);
     for (let r = 0; r < B; r++) {
       const { shard, offset } = windows[b.epoch][b.index * B + r];
       const want = Array.from(corpus.shard('train', shard).subarray(offset, offset + T + 1));
@@ -47,13 +48,15 @@ t.test('batch rows are the corpus tokens of the windows the data order names', a
   t.equal(mismatches, 0, `${batches.length * B} rows checked against Corpus.shard`);
   t.same(batches.map((b) => [b.epoch, b.index]).slice(-4), [[0, order.batchesPerEpoch - 1], [1, 0], [1, 1], [1, 2]]);
   t.same(batches[order.batchesPerEpoch - 1].cursor, { epoch: 1, batch: 0 }, 'the cursor after an epoch is the next start');
+  const [b0, b1] = batches;
+  t.same(b1.data.subarray(0, 1)[0], b0.data[T], 'row 0 of batch 1 starts on the last token of row 0 of batch 0');
 });
 
 t.test('resuming from a batch cursor yields the same batches as an uninterrupted stream', async (t) => {
-  const a = openBatchStream(options({ prefetch: 5, batchesPerTask: 2 }));
+  const a = openBatchStream(options({ prefetch: 5 }));
   t.teardown(() => a.close());
-  const run = (await pull(a, 120)).map(summary);
-  for (const at of [39, 81, 100]) {
+  const run = (await pull(a, 160)).map(summary);
+  for (const at of [0, 20, 39, 69, 100, 143]) {
     const b = openBatchStream(options({ cursor: run[at].cursor, prefetch: 3 }));
     t.same((await pull(b, 15)).map(summary), run.slice(at + 1, at + 16), `from ${JSON.stringify(run[at].cursor)}`);
     await b.close();
@@ -77,38 +80,40 @@ t.test('groups sharing one pool read their own disjoint shards; sameData reads a
   t.ok((await same.next()).data.length > 0);
 });
 
-t.test('bounded prefetch: a consumer that never pulls stops the reader after `prefetch` batches', async (t) => {
+t.test('bounded prefetch: reading stops at `prefetch` chunks (whole blocks) while nobody pulls', async (t) => {
   const done = pool.completed;
-  const stream = openBatchStream(options({ prefetch: 3, batchesPerTask: 1 }));
+  const stream = openBatchStream(options({ prefetch: 7 }));
   t.teardown(() => stream.close());
   await stream.whenIdle();
-  t.same(stream.stats, { tasks: 3, outstanding: 3 }, 'three one-batch tasks read ahead');
-  t.equal(pool.completed - done, 3, 'and read');
+  t.same(stream.stats, { tasks: 2, outstanding: 7, reusedChunks: 0 }, 'blocks 0 and 1 (3 + 4 chunks) read ahead');
+  t.equal(pool.completed - done, 2, 'and read');
   await stream.whenIdle();
-  t.equal(stream.stats.tasks, 3, 'nothing more while nobody pulls');
-  await stream.next();
+  t.equal(stream.stats.tasks, 2, 'nothing more while nobody pulls');
+  await pull(stream, 2 * M);
   await stream.whenIdle();
-  t.same(stream.stats, { tasks: 4, outstanding: 3 }, 'one pulled, one more read');
-  t.equal(pool.completed - done, 4);
+  t.same(stream.stats.outstanding, 5, 'two chunks taken; block 2 (3 chunks) does not fit yet');
+  await pull(stream, M);
+  await stream.whenIdle();
+  t.same(stream.stats, { tasks: 3, outstanding: 7, reusedChunks: 3 }, 'block 0 taken: block 2 read into its 3 buffers');
 
-  const big = openBatchStream(options({ prefetch: 8, batchesPerTask: 4 }));
-  t.teardown(() => big.close());
-  await big.whenIdle();
-  t.same(big.stats, { tasks: 2, outstanding: 8 });
-  await pull(big, 3);
-  await big.whenIdle();
-  t.same(big.stats, { tasks: 2, outstanding: 5 }, 'a task is read only when a whole task fits the budget');
-  await big.next();
-  await big.whenIdle();
-  t.same(big.stats, { tasks: 3, outstanding: 8 });
-  t.throws(() => openBatchStream(options({ prefetch: 2, batchesPerTask: 3 })), /batchesPerTask must be between 1 and prefetch/);
+  const small = openBatchStream(options({ prefetch: 1 }));
+  t.teardown(() => small.close());
+  await small.whenIdle();
+  t.same(small.stats, { tasks: 1, outstanding: 3, reusedChunks: 0 }, 'a block larger than prefetch is read alone');
+  await pull(small, 3 * M - 1);
+  await small.whenIdle();
+  t.same(small.stats.tasks, 1, 'and the next only when it has been taken');
+  await small.next();
+  await small.whenIdle();
+  t.same(small.stats, { tasks: 2, outstanding: 4, reusedChunks: 3 });
+  t.throws(() => openBatchStream(options({ prefetch: 0 })), /prefetch must be >= 1/);
 });
 
 t.test('every batch owns its buffer: moving one on to a replica leaves the others intact', async (t) => {
-  const reference = openBatchStream(options({ prefetch: 8, batchesPerTask: 4 }));
+  const reference = openBatchStream(options());
   t.teardown(() => reference.close());
   const want = (await pull(reference, 4)).map((b) => Array.from(b.data));
-  const stream = openBatchStream(options({ prefetch: 8, batchesPerTask: 4 }));
+  const stream = openBatchStream(options());
   t.teardown(() => stream.close());
   const first = await stream.next();
   t.equal(first.data.byteOffset, 0);
@@ -116,24 +121,24 @@ t.test('every batch owns its buffer: moving one on to a replica leaves the other
   const moved = structuredClone(first.data, { transfer: [first.data.buffer as ArrayBuffer] });
   t.equal(first.data.length, 0, 'moved away (as group.step does with a single replica)');
   t.same(Array.from(moved), want[0]);
-  t.same((await pull(stream, 3)).map((b) => Array.from(b.data)), want.slice(1), 'the rest of the task is untouched');
+  t.same((await pull(stream, 3)).map((b) => Array.from(b.data)), want.slice(1), 'the rest of the chunk is untouched');
   stream.recycle(first);
   t.pass('recycling a moved batch is harmless');
 });
 
-t.test('recycled batches lend their buffer to the next task instead of a fresh allocation', async (t) => {
-  const stream = openBatchStream(options({ prefetch: 2, batchesPerTask: 1 }));
+t.test('a recycled batch lends its buffer to a later batch instead of a fresh allocation', async (t) => {
+  const stream = openBatchStream(options());
   t.teardown(() => stream.close());
+  const reference = openBatchStream(options());
+  t.teardown(() => reference.close());
+  const want = (await pull(reference, 3)).map((b) => Array.from(b.data));
   const first = await stream.next();
-  const copy = Array.from(first.data);
   stream.recycle(first);
   stream.recycle(first);
-  t.equal(first.data.length, copy.length, 'not moved yet: the next task was issued before the recycle');
-  await stream.next();
-  t.equal(first.data.length, 0, 'the next task took the recycled buffer (moved to the worker, detached here)');
-  const fresh = openBatchStream(options({ prefetch: 2, batchesPerTask: 1 }));
-  t.teardown(() => fresh.close());
-  t.same(Array.from((await fresh.next()).data), copy, 'recycling does not change the data');
+  const second = await stream.next();
+  t.equal(second.data.buffer, first.data.buffer, 'the next batch took the recycled buffer');
+  t.same(Array.from(second.data), want[1], 'with its own rows');
+  t.not((await stream.next()).data.buffer, first.data.buffer, 'recycled twice, used once');
 });
 
 t.test('batches$ and pull(demand$) deliver the same sequence as next()', async (t) => {
@@ -173,7 +178,7 @@ t.test('a bad corpus path is a clear error at open, a missing shard a clear erro
     splits: { train: { shards: 4, tokens: 4096, documents: 4 }, validation: { shards: 0, tokens: 0, documents: 0 } },
     inputs: { fingerprint: 'broken', files: [] }, split: { seed: 0, validationFraction: 0 }, createdAt: '',
   });
-  const stream = openBatchStream(options({ corpusPath: broken, groups: 1, prefetch: 4, batchesPerTask: 4 }));
+  const stream = openBatchStream(options({ corpusPath: broken, groups: 1 }));
   t.teardown(() => stream.close());
   await t.rejects(stream.next(), { name: 'ReaderError', message: /shard train\/0000000[23] is missing/ });
   await t.rejects(stream.next(), /is missing/, 'the stream stays failed');

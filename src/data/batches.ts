@@ -1,11 +1,15 @@
 /**
  * The batch stream of one group: its data order (order.ts) read ahead by the shared reader pool.
  *
- * Bounded prefetch: batches in flight or buffered never exceed `prefetch`, so a consumer that stops pulling stops
- * the reading and memory stays flat. Reads go out as tasks of `batchesPerTask` batches (bigger tasks amortise the
- * messages and the shard reads). Every batch owns its buffer, moved from the worker: the consumer may move it on to
- * a replica. Or it hands a spent batch back with `recycle(batch)`, and the buffer is moved into a later task instead
- * of a fresh allocation.
+ * A read task is one shuffle block: the worker reads each of its shards once and moves back its chunks (B spans of M
+ * windows each, in the corpus dtype). The stream cuts batch k of a chunk on this thread, one widening copy of T+1
+ * tokens a row into the batch's own Int32Array (about 1 us for 32 rows of 33 tokens), and hands the chunk's buffer
+ * to a later task once its M batches are cut.
+ *
+ * Bounded prefetch, counted in chunks: a block is read while the chunks in flight or buffered stay within `prefetch`
+ * (or when none are, if one block holds more), so a consumer that stops pulling stops the reading and memory stays
+ * flat at max(prefetch, chunks of a block) chunks. Every batch owns its buffer: the consumer may move it on to a
+ * replica, or hand a spent batch back with `recycle(batch)` so that a later batch reuses its buffer.
  *
  *   const pool = createReaderPool(config.reader.threads);
  *   const stream = openBatchStream({ corpusPath, group, groups, sameData, batch, window, seed, cursor, pool });
@@ -14,18 +18,25 @@
  *   await stream.close(); await pool.destroy();
  */
 import { Observable, defer, repeat } from 'rxjs';
-import { readCorpusMeta } from '../corpus/store.js';
+import { type TokenArray, readCorpusMeta } from '../corpus/store.js';
 import type { Batch } from '../model/workload.js';
 import { pullEach } from '../../streams/pull-each.js';
-import { type BatchId, type BatchPlanner, type DataCursor, DataOrder, type WindowPlan } from './order.js';
+import { type BlockTask, type DataCursor, DataOrder, type SpanPlanner } from './order.js';
 import { partitionShards, shardLayout } from './partition.js';
 import { type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
-import type { WindowsReply } from '../../actors/reader-messages.js';
+import { widenBatch } from './windows.js';
+import type { ChunksReply } from '../../actors/reader-messages.js';
 
 // The data side's front door: a run needs nothing else from src/data.
 export type { DataCursor } from './order.js';
 export { ReaderError, ReaderPool, createReaderPool } from './reader-pool.js';
 export { readValidationWindows } from './validation.js';
+
+/** Chunks read ahead by default: two blocks at the default T = 32, B = 32 and 64Ki-token shards (31 chunks each). */
+export const DEFAULT_PREFETCH = 64;
+
+/** Recycled batch buffers kept at most: a consumer holds a few batches at a time. */
+const RECYCLED_BATCHES = 8;
 
 /** A batch of one group's training stream. */
 export interface TrainBatch extends Batch {
@@ -35,6 +46,11 @@ export interface TrainBatch extends Batch {
   index: number;
   /** The data cursor after this batch: where a run resumes once this batch has been trained on. */
   cursor: DataCursor;
+  /**
+   * k: the rows are window k of their spans (0 <= k < M). When k > 0, row r continues row r of the stream's batch
+   * before (its last token is this row's first), which is what carrying an LSTM state across batches needs.
+   */
+  spanWindow: number;
 }
 
 export interface BatchStreamOptions {
@@ -52,47 +68,54 @@ export interface BatchStreamOptions {
   cursor?: DataCursor;
   /** Reader threads of the stream's own pool when no `pool` is given (default 1). */
   threads?: number;
-  /** Batches in flight or buffered at most (default 4). */
+  /**
+   * Chunks (M batches each) in flight or buffered at most (default DEFAULT_PREFETCH). Reading goes by whole blocks;
+   * a block with more chunks than this is read alone, once everything before it has been taken.
+   */
   prefetch?: number;
-  /** Batches read by one task (default: half of prefetch, so that two tasks overlap); at most prefetch. */
-  batchesPerTask?: number;
   /** Shards per shuffle block (order.ts; default SHUFFLE_SHARDS). */
   shuffleShards?: number;
+  /** M: windows per span, hence batches per chunk (order.ts; 0 or absent: automatic). */
+  spanWindows?: number;
   /** A shared reader pool; the stream does not destroy it. Without one the stream owns a pool of `threads`. */
   pool?: ReaderPool;
 }
 
 interface Task {
-  ids: BatchId[];
-  /** Settles (never rejects) when the reply has been cut into `batches`, or has failed with `error`. */
+  plan: Pick<BlockTask, 'epoch' | 'firstChunk' | 'chunks'>;
+  /** Settles (never rejects) when the reply has been unpacked into `chunks`, or has failed with `error`. */
   done: Promise<void>;
-  batches?: TrainBatch[];
+  buffers?: ArrayBuffer[];
+  chunks?: TokenArray[];
   error?: Error;
-  delivered: number;
+  /** The chunk being cut (index into `chunks`) and its next batch. */
+  chunk: number;
+  k: number;
 }
 
 export class BatchStream {
   readonly group: number;
   readonly order: DataOrder;
   readonly prefetch: number;
-  readonly batchesPerTask: number;
   private readonly corpusPath: string;
   private readonly pool: ReaderPool;
   private readonly ownsPool: boolean;
-  private readonly planner: BatchPlanner;
+  private readonly planner: SpanPlanner;
   private readonly tasks: Task[] = [];
-  /** Batches issued to the pool and not yet handed to the consumer. */
+  /** Chunks issued to the pool whose batches have not all been handed to the consumer. */
   private outstanding = 0;
   private issuedTasks = 0;
+  private reusedChunks = 0;
   private failure: Error | undefined;
   private closed = false;
   /** The chain of pulls that had to wait, and how many of them are still waiting. */
   private pulling: Promise<unknown> = Promise.resolve();
   private waiting = 0;
-  // Spent buffers, moved into later tasks: batch buffers (a set: a buffer recycled twice must not be filled twice)
-  // and window lists.
-  private readonly freeData = new Set<ArrayBuffer>();
-  private readonly freeWindows: Uint32Array[] = [];
+  // Spent buffers, reused instead of fresh allocations: chunks and span lists go back to the pool with later tasks;
+  // batch buffers (a set: a buffer recycled twice must not serve two batches) go to later batches.
+  private readonly freeChunks: ArrayBuffer[] = [];
+  private readonly freeSpans: Uint32Array[] = [];
+  private readonly freeBatches = new Set<ArrayBuffer>();
 
   constructor(o: BatchStreamOptions) {
     if (!Number.isInteger(o.group) || o.group < 0 || o.group >= o.groups) {
@@ -103,17 +126,13 @@ export class BatchStream {
     const layout = shardLayout(readCorpusMeta(o.corpusPath), 'train');
     const shards = partitionShards(layout, { groups: o.groups, sameData: o.sameData })[o.group];
     this.order = new DataOrder({
-      layout, shards, window: o.window, batch: o.batch, seed: o.seed, group: o.group, shuffleShards: o.shuffleShards,
+      layout, shards, window: o.window, batch: o.batch, seed: o.seed, group: o.group,
+      shuffleShards: o.shuffleShards, spanWindows: o.spanWindows,
     });
     this.planner = this.order.planner(o.cursor);
-    this.prefetch = o.prefetch ?? 4;
-    this.batchesPerTask = o.batchesPerTask ?? Math.max(1, Math.floor(this.prefetch / 2));
+    this.prefetch = o.prefetch ?? DEFAULT_PREFETCH;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 1) {
       throw new RangeError(`prefetch must be >= 1, got ${this.prefetch}`);
-    }
-    const k = this.batchesPerTask;
-    if (!Number.isInteger(k) || k < 1 || k > this.prefetch) {
-      throw new RangeError(`batchesPerTask must be between 1 and prefetch (${this.prefetch}), got ${k}`);
     }
     this.ownsPool = !o.pool;
     this.pool = o.pool ?? createReaderPool(o.threads ?? 1);
@@ -147,19 +166,21 @@ export class BatchStream {
   }
 
   /**
-   * Hands a spent batch back so that a later task refills its buffer; do not touch `batch.data` afterwards. A batch
+   * Hands a spent batch back so that a later batch reuses its buffer; do not touch `batch.data` afterwards. A batch
    * whose buffer has moved elsewhere (detached) is ignored.
    */
   recycle(batch: TrainBatch): void {
     const buffer = batch.data.buffer;
-    if (!(buffer instanceof ArrayBuffer) || batch.data.byteLength === 0) return;
-    // At most a prefetch's worth of buffers wait here; the rest go to the garbage collector.
-    if (!this.closed && this.freeData.size < this.prefetch) this.freeData.add(buffer);
+    if (!(buffer instanceof ArrayBuffer) || buffer.byteLength !== this.batchBytes) return;
+    if (!this.closed && this.freeBatches.size < RECYCLED_BATCHES) this.freeBatches.add(buffer);
   }
 
-  /** Counters for tests and benchmarks: read tasks sent so far, and batches in flight or buffered now. */
-  get stats(): { tasks: number; outstanding: number } {
-    return { tasks: this.issuedTasks, outstanding: this.outstanding };
+  /**
+   * Counters for tests and benchmarks: read tasks sent so far, chunks in flight or buffered now, and spent chunk
+   * buffers sent back to be refilled.
+   */
+  get stats(): { tasks: number; outstanding: number; reusedChunks: number } {
+    return { tasks: this.issuedTasks, outstanding: this.outstanding, reusedChunks: this.reusedChunks };
   }
 
   /** Resolves when no read of this stream is in flight. */
@@ -173,9 +194,14 @@ export class BatchStream {
     this.closed = true;
     await this.whenIdle();
     this.tasks.length = 0;
-    this.freeData.clear();
-    this.freeWindows.length = 0;
+    this.freeChunks.length = 0;
+    this.freeSpans.length = 0;
+    this.freeBatches.clear();
     if (this.ownsPool) await this.pool.destroy();
+  }
+
+  private get batchBytes(): number {
+    return this.order.batch * (this.order.window + 1) * Int32Array.BYTES_PER_ELEMENT;
   }
 
   private async take(): Promise<TrainBatch> {
@@ -189,74 +215,79 @@ export class BatchStream {
     throw new ReaderError(`the batch stream of group ${this.group} is closed`);
   }
 
-  /** The head task's next batch if it is unpacked (and the stream is healthy), else undefined. */
+  /** The head task's next batch if its chunks have arrived (and the stream is healthy), else undefined. */
   private takeReady(): TrainBatch | undefined {
     const task = this.tasks[0];
-    if (this.closed || this.failure || !task?.batches) return undefined;
-    const batch = task.batches[task.delivered++];
-    if (task.delivered === task.batches.length) this.tasks.shift();
-    this.outstanding--;
-    this.issue();
-    return batch;
+    if (this.closed || this.failure || !task?.chunks || !task.buffers) return undefined;
+    const o = this.order;
+    const m = o.spanWindows;
+    const recycled = this.freeBatches.values().next();
+    if (!recycled.done) this.freeBatches.delete(recycled.value);
+    const data = recycled.done ? new Int32Array(o.batch * (o.window + 1)) : new Int32Array(recycled.value);
+    const k = task.k;
+    widenBatch(task.chunks[task.chunk], o.spanTokens, o.batch, o.window, k, data);
+    const { epoch } = task.plan;
+    const index = (task.plan.firstChunk + task.chunk) * m + k;
+    const cursor = index + 1 === o.batchesPerEpoch ? { epoch: epoch + 1, batch: 0 } : { epoch, batch: index + 1 };
+    if (++task.k === m) {
+      // The chunk's batches are all cut: its buffer can take a later chunk.
+      this.freeChunks.push(task.buffers[task.chunk]);
+      task.k = 0;
+      task.chunk++;
+      this.outstanding--;
+      if (task.chunk === task.chunks.length) this.tasks.shift();
+      this.issue();
+    }
+    return { data, rows: o.batch, cols: o.window + 1, group: this.group, epoch, index, cursor, spanWindow: k };
   }
 
-  /** Sends read tasks while the prefetch budget allows. */
+  /** Sends block reads while the prefetch budget allows. */
   private issue(): void {
-    const k = this.batchesPerTask;
-    const rowsPerTask = k * this.order.batch;
-    while (!this.closed && !this.failure && this.outstanding + k <= this.prefetch) {
-      const windows = this.freeWindows.pop() ?? new Uint32Array(2 * rowsPerTask);
-      const plan: WindowPlan = { shards: [], windows, rows: 0 };
-      const ids = this.planner.plan(k, plan);
-      const out: ArrayBuffer[] = [];
-      for (const buffer of this.freeData) {
-        if (out.length === k) break;
-        out.push(buffer);
-        this.freeData.delete(buffer);
-      }
+    while (
+      !this.closed &&
+      !this.failure &&
+      (this.outstanding === 0 || this.outstanding + this.planner.nextChunks <= this.prefetch)
+    ) {
+      const plan = this.planner.next(this.freeSpans.pop());
+      const out = this.freeChunks.splice(0, plan.chunks);
+      this.reusedChunks += out.length;
       const reply = this.pool.read({
         type: 'read',
         corpusPath: this.corpusPath,
         split: 'train',
-        window: this.order.window,
-        format: 'int32',
-        shards: Uint32Array.from(plan.shards),
-        windows: plan.windows,
-        rows: plan.rows,
-        rowsPerOutput: this.order.batch,
+        spanTokens: this.order.spanTokens,
+        rows: this.order.batch,
+        chunks: plan.chunks,
+        shards: plan.shards,
+        spans: plan.spans,
         out,
       });
-      const task: Task = { ids, done: Promise.resolve(), delivered: 0 };
-      // Cut the reply into batches as soon as it arrives; a failure waits for the pull that reaches this task.
+      const task: Task = { plan, done: Promise.resolve(), chunk: 0, k: plan.skip };
+      // Unpack the reply as soon as it arrives; a failure waits for the pull that reaches this task.
       task.done = reply.then(
         (r) => {
-          if (!this.closed) task.batches = this.unpack(task, r);
+          if (!this.closed) this.unpack(task, r);
         },
         (err: unknown) => {
           task.error = err instanceof Error ? err : new Error(String(err));
         },
       );
       this.tasks.push(task);
-      this.outstanding += k;
+      this.outstanding += plan.chunks;
       this.issuedTasks++;
     }
   }
 
-  /** A task's batches, one per moved buffer. */
-  private unpack(task: Task, reply: WindowsReply): TrainBatch[] {
-    if (reply.windows.length === 2 * task.ids.length * this.order.batch) this.freeWindows.push(reply.windows);
-    const rows = this.order.batch;
-    const cols = reply.cols;
-    const perEpoch = this.order.batchesPerEpoch;
-    return task.ids.map(({ epoch, index }, i) => ({
-      data: new Int32Array(reply.data[i], 0, rows * cols),
-      rows,
-      cols,
-      group: this.group,
-      epoch,
-      index,
-      cursor: index + 1 === perEpoch ? { epoch: epoch + 1, batch: 0 } : { epoch, batch: index + 1 },
-    }));
+  private unpack(task: Task, reply: ChunksReply): void {
+    const length = this.order.batch * this.order.spanTokens;
+    if (reply.data.length !== task.plan.chunks || reply.cols !== this.order.spanTokens) {
+      task.error = new ReaderError(`reader replied ${reply.data.length} chunks of ${reply.cols} tokens a row, ` +
+        `not ${task.plan.chunks} of ${this.order.spanTokens}`);
+      return;
+    }
+    this.freeSpans.push(reply.spans);
+    task.buffers = reply.data;
+    task.chunks = reply.data.map((b) => (reply.dtype === 'uint16' ? new Uint16Array(b, 0, length) : new Uint32Array(b, 0, length)));
   }
 }
 

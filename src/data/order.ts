@@ -1,16 +1,25 @@
 /**
  * The data order of one group: which windows it trains on, in which order, epoch after epoch.
  *
- * An epoch permutes the group's shards (seeded by seed, group, epoch) and cuts that list into shuffle blocks of
- * `shuffleShards` consecutive shards. The windows of one block are permuted together (seeded by seed, group, epoch,
- * block) and the blocks follow each other. So:
- *  - every window of the group's shards comes exactly once per epoch, and each epoch has a new order;
- *  - a batch mixes windows from up to `shuffleShards` unrelated places of the corpus;
- *  - memory is one shard permutation (4 bytes per shard of the group) plus one block of window ids: nothing is ever
- *    materialised over all windows, so a 6e11-token corpus needs no change;
- *  - a reader that serves many batches of a block reads each of the block's shards once for all of them.
- * Batches are runs of B consecutive windows. The last (windows per epoch mod B) windows of an epoch, fewer than one
- * batch and a different set each epoch, are skipped, so every batch has exactly B rows.
+ * The unit of reading is a span: M consecutive windows of one shard, M*T+1 contiguous tokens, so that the reader
+ * copies one contiguous piece per M windows (a memcpy) instead of gathering windows one by one.
+ *
+ * An epoch permutes the group's shards (seeded by seed, group, epoch) and cuts that list into ceil(n / shuffleShards)
+ * shuffle blocks whose sizes differ by at most one. Each shard of a block is cut into whole spans from a random
+ * phase (in whole windows); the block's spans are permuted together (seeded by seed, group, epoch, block) and dealt B
+ * at a time into chunks. Chunk c holds B spans, its rows; batch k < M of the chunk is window k of each of them, and
+ * batch i of an epoch is batch i mod M of chunk floor(i / M). So:
+ *  - a batch mixes B places from up to `shuffleShards` unrelated shards, and for M batches row r continues row r of
+ *    the batch before (what truncated back-propagation through time with a carried state wants);
+ *  - a reader task is one block: it reads each of the block's shards once, and every span it copies is delivered;
+ *  - every window of the group's shards comes at most once per epoch. Dropped are the windows of a shard before its
+ *    phase and after its last whole span (fewer than M a shard) and the spans of a block past its last whole chunk
+ *    (fewer than B a block), a different set each epoch; `droppedWindows` counts them and the automatic M
+ *    (`spanWindows` 0) keeps them few (0.05% at the default T = 32, B = 32, 64Ki-token shards);
+ *  - memory is one shard permutation (4 bytes per shard of the group) and one block of span ids: nothing is ever
+ *    materialised over all windows, so a 6e11-token corpus needs no change.
+ * The split's last shard, the one that may be short, always sits at the end of the last block, so that every epoch
+ * has the same chunks in every block (chunk positions are O(1) arithmetic) and the same number of batches.
  *
  * A DataCursor { epoch, batch } names the next batch. Positioning at a cursor costs O(shards of the group) (one shard
  * permutation and one block) and gives exactly the batches an uninterrupted stream would have given from there.
@@ -25,8 +34,14 @@ export interface DataCursor {
   batch: number;
 }
 
-/** Shards per shuffle block unless told otherwise: 16 shards of 64Ki tokens mix windows from 1Mi tokens. */
+/** Shards per shuffle block unless told otherwise: 16 shards of 64Ki tokens mix spans from 1Mi tokens. */
 export const SHUFFLE_SHARDS = 16;
+
+/**
+ * The automatic M makes spans of at least this many tokens (and at most twice as many): copying shorter ones costs
+ * more per byte (measured: 35 GB/s for spans of 1025 uint16 tokens, 15 GB/s at 257, 2 GB/s at 33).
+ */
+export const MIN_SPAN_TOKENS = 1024;
 
 // Labels that keep the shard permutation and the block permutations independent streams of randomness.
 const SHARD_ORDER = 1;
@@ -42,27 +57,41 @@ export interface OrderOptions {
   shards: ShardSet;
   /** T: a window is T+1 tokens. */
   window: number;
-  /** B: windows per batch. */
+  /** B: windows per batch, spans per chunk. */
   batch: number;
   seed: number;
   group: number;
   shuffleShards?: number;
+  /** M: windows per span; 0 or absent: the M that drops the fewest windows (see MIN_SPAN_TOKENS). */
+  spanWindows?: number;
 }
 
-/** The windows of some batches as a reader task wants them (see actors/reader-messages.ts). */
-export interface WindowPlan {
-  /** Shard ids; a window names its shard by index into this table. */
-  shards: number[];
-  /** Two entries per row, in row order: index into `shards`, first token offset of the window in that shard. */
-  windows: Uint32Array;
-  /** Rows filled so far. */
-  rows: number;
-}
-
-/** Which batch of which epoch. */
-export interface BatchId {
+/** One reader task: chunks firstChunk .. firstChunk + chunks - 1 of an epoch, all from one block. */
+export interface BlockTask {
   epoch: number;
-  index: number;
+  block: number;
+  /** Index of the task's first chunk in the epoch. */
+  firstChunk: number;
+  chunks: number;
+  /** Batches of the first chunk before the cursor (a resume inside a chunk): they are not delivered again. */
+  skip: number;
+  /** The block's shard ids (a copy: small to send); a span names its shard by index into this table. */
+  shards: Uint32Array;
+  /** Two entries per span, chunk-major (chunk c, row r at 2 * (c * B + r)): index into `shards`, first token. */
+  spans: Uint32Array;
+}
+
+/** Chunks per block for one M; blocks 0 .. count-2 hold `small` or `small` + 1 shards. */
+interface Geometry {
+  spanWindows: number;
+  /** Spans of a full shard. */
+  fullSpans: number;
+  count: number;
+  small: number;
+  chunksSmall: number;
+  chunksBig: number;
+  chunksLast: number;
+  chunks: number;
 }
 
 export class DataOrder {
@@ -73,12 +102,24 @@ export class DataOrder {
   readonly seed: number;
   readonly group: number;
   readonly shuffleShards: number;
+  /** M: windows per span (and batches per chunk). */
+  readonly spanWindows: number;
+  /** M*T+1: tokens per span, the row length of a chunk. */
+  readonly spanTokens: number;
   /** Windows in a full shard. */
   readonly fullShardWindows: number;
-  /** A window id inside a block is (block position of its shard) << windowBits | (window index in the shard). */
-  readonly windowBits: number;
-  readonly windowsPerEpoch: number;
+  readonly chunksPerEpoch: number;
   readonly batchesPerEpoch: number;
+  /** Windows delivered per epoch (B * batchesPerEpoch). */
+  readonly windowsPerEpoch: number;
+  /** Windows of the group's shards that an epoch leaves out (see the header). */
+  readonly droppedWindows: number;
+  private readonly geometry: Geometry;
+  /** The split's short last shard is in the group: it stays at the end of the epoch's shard order. */
+  private readonly shortLast: boolean;
+  // Scratch of planBlock: span ids of one block, and the phase of each of its shards.
+  private readonly ids: Uint32Array;
+  private readonly phases: Uint32Array;
 
   constructor(o: OrderOptions) {
     this.layout = o.layout;
@@ -88,28 +129,36 @@ export class DataOrder {
     this.seed = o.seed;
     this.group = o.group;
     this.shuffleShards = o.shuffleShards ?? SHUFFLE_SHARDS;
+    const m = o.spanWindows ?? 0;
     for (const [name, v] of [['window', o.window], ['batch', o.batch], ['shuffleShards', this.shuffleShards]] as const) {
       if (!Number.isInteger(v) || v < 1) throw new OrderError(`${name} must be a positive integer, got ${v}`);
     }
+    if (!Number.isInteger(m) || m < 0) throw new OrderError(`spanWindows must be 0 (automatic) or positive, got ${m}`);
     this.fullShardWindows = windowsInShard(o.layout.shardTokens, o.window);
     if (this.fullShardWindows === 0) {
       throw new OrderError(`a window of ${o.window}+1 tokens does not fit in a shard of ${o.layout.shardTokens} tokens`);
     }
-    this.windowBits = Math.ceil(Math.log2(this.fullShardWindows));
-    if (this.windowBits > 31 || this.shuffleShards * 2 ** this.windowBits > 2 ** 32) {
-      throw new OrderError(`a shuffle block of ${this.shuffleShards} shards holds too many windows: use fewer shards`);
-    }
-    // Only the split's last shard can be short, so the group's windows are all full shards but at most one.
     const n = o.shards.count;
-    const last = n > 0 ? o.shards.at(n - 1) : 0;
-    this.windowsPerEpoch = n === 0 ? 0 : (n - 1) * this.fullShardWindows + this.windowsIn(last);
-    this.batchesPerEpoch = Math.floor(this.windowsPerEpoch / o.batch);
-    if (this.batchesPerEpoch === 0) {
+    this.shortLast = n > 0 && tokensInShard(o.layout, o.shards.at(n - 1)) < o.layout.shardTokens;
+    this.geometry = m > 0 ? this.geometryFor(m) : this.bestGeometry();
+    const g = this.geometry;
+    if (g.chunks === 0) {
       throw new OrderError(
-        `group ${o.group} has ${this.windowsPerEpoch} windows of ${o.window}+1 tokens in its ${n} shard(s), ` +
-          `fewer than one batch of ${o.batch}: use a smaller batch or window, fewer groups, or a larger corpus`,
+        `group ${o.group} has no chunk of ${o.batch} spans of ${g.spanWindows} windows of ${o.window}+1 tokens in ` +
+          `its ${n} shard(s): use a smaller batch, window or reader.spanWindows, fewer groups, or a larger corpus`,
       );
     }
+    this.spanWindows = g.spanWindows;
+    this.spanTokens = g.spanWindows * o.window + 1;
+    this.chunksPerEpoch = g.chunks;
+    this.batchesPerEpoch = g.chunks * g.spanWindows;
+    this.windowsPerEpoch = this.batchesPerEpoch * o.batch;
+    const last = n > 0 ? this.windowsIn(o.shards.at(n - 1)) : 0;
+    this.droppedWindows = (n - 1) * this.fullShardWindows + last - this.windowsPerEpoch;
+    const maxSpans = Math.ceil(n / g.count) * g.fullSpans;
+    if (maxSpans >= 2 ** 32) throw new OrderError(`a shuffle block holds ${maxSpans} spans: use fewer shuffleShards`);
+    this.ids = new Uint32Array(maxSpans);
+    this.phases = new Uint32Array(Math.ceil(n / g.count));
   }
 
   /** Windows in one shard of the split. */
@@ -117,152 +166,189 @@ export class DataOrder {
     return windowsInShard(tokensInShard(this.layout, shard), this.window);
   }
 
-  /** The epoch's shards in reading order (the group's shard set, permuted). */
+  /** The epoch's shards in reading order: the group's shards permuted, the split's short last shard kept last. */
   shardOrder(epoch: number): Uint32Array {
     const order = new Uint32Array(this.shards.count);
     for (let i = 0; i < order.length; i++) order[i] = this.shards.at(i);
-    return new Random(deriveSeed(this.seed, this.group, epoch, SHARD_ORDER)).shuffle(order);
+    const permuted = this.shortLast ? order.subarray(0, order.length - 1) : order;
+    new Random(deriveSeed(this.seed, this.group, epoch, SHARD_ORDER)).shuffle(permuted);
+    return order;
   }
 
   /** Blocks in an epoch. */
-  blockCount(): number {
-    return Math.ceil(this.shards.count / this.shuffleShards);
+  get blockCount(): number {
+    return this.geometry.count;
   }
 
-  /** The shards of block `block` of an epoch's shard order (a view). */
+  /** Position in the epoch's shard order of block `block`'s first shard (block = blockCount: the end). */
+  blockStart(block: number): number {
+    return Math.floor((block * this.shards.count) / this.geometry.count);
+  }
+
+  /** The shards of block `block` of an epoch's shard order (a copy). */
   blockShards(order: Uint32Array, block: number): Uint32Array {
-    return order.subarray(block * this.shuffleShards, (block + 1) * this.shuffleShards);
+    return order.slice(this.blockStart(block), this.blockStart(block + 1));
   }
 
-  /** Windows in a block. */
-  blockWindows(order: Uint32Array, block: number): number {
-    let n = 0;
-    for (const shard of this.blockShards(order, block)) n += this.windowsIn(shard);
-    return n;
+  /** Index of block `block`'s first chunk in an epoch (block = blockCount: chunksPerEpoch). O(1). */
+  chunkStart(block: number): number {
+    const g = this.geometry;
+    if (block >= g.count) return g.chunks;
+    // Blocks 0 .. block-1 hold blockStart(block) shards, `small` or `small` + 1 each: count the bigger ones.
+    const big = this.blockStart(block) - block * g.small;
+    return (block - big) * g.chunksSmall + big * g.chunksBig;
+  }
+
+  /** The block that holds chunk `chunk` of an epoch (binary search over chunkStart). */
+  blockOfChunk(chunk: number): number {
+    let lo = 0;
+    let hi = this.geometry.count - 1;
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (this.chunkStart(mid) <= chunk) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
   }
 
   /**
-   * The block's window ids in their permuted order, written into `ids` (which must hold shuffleShards * full shard
-   * windows); returns how many. An id is `shards[id >>> windowBits]`, window `id & (2 ** windowBits - 1)`.
+   * Writes the spans of chunks `from` .. end of block `block` into `spans` (2 entries a span, chunk-major; it must
+   * hold them) and returns how many chunks that is.
    */
-  blockOrder(epoch: number, order: Uint32Array, block: number, ids: Uint32Array): number {
+  planBlock(epoch: number, order: Uint32Array, block: number, from: number, spans: Uint32Array): number {
+    const { spanWindows: m, fullSpans } = this.geometry;
+    const first = this.blockStart(block);
+    const size = this.blockStart(block + 1) - first;
+    const rng = new Random(deriveSeed(this.seed, this.group, epoch, BLOCK_ORDER, block));
     let n = 0;
-    const shards = this.blockShards(order, block);
-    for (let l = 0; l < shards.length; l++) {
-      const base = l * 2 ** this.windowBits;
-      const count = this.windowsIn(shards[l]);
-      for (let k = 0; k < count; k++) ids[n++] = base + k;
+    for (let l = 0; l < size; l++) {
+      const windows = this.windowsIn(order[first + l]);
+      const count = Math.floor(windows / m);
+      // A random phase: which of the shard's windows its whole spans leave out changes every epoch.
+      this.phases[l] = rng.int(windows - count * m + 1);
+      for (let s = 0; s < count; s++) this.ids[n++] = l * fullSpans + s;
     }
-    new Random(deriveSeed(this.seed, this.group, epoch, BLOCK_ORDER, block)).shuffle(ids.subarray(0, n));
-    return n;
+    rng.shuffle(this.ids.subarray(0, n));
+    const chunks = this.chunkStart(block + 1) - this.chunkStart(block);
+    const B = this.batch;
+    for (let i = from * B, j = 0; i < chunks * B; i++, j += 2) {
+      const id = this.ids[i];
+      const l = Math.floor(id / fullSpans);
+      spans[j] = l;
+      spans[j + 1] = (this.phases[l] + (id - l * fullSpans) * m) * this.window;
+    }
+    return chunks - from;
   }
 
-  /** Every window of an epoch in order, including the tail that batches skip (for tests and tools). */
+  /** Every delivered window of an epoch in batch order (batch i, row r is the (i*B + r)-th): for tests and tools. */
   *epochWindows(epoch: number): Generator<{ shard: number; offset: number }> {
     const order = this.shardOrder(epoch);
-    const ids = new Uint32Array(this.shuffleShards * this.fullShardWindows);
-    for (let b = 0; b < this.blockCount(); b++) {
+    const { batch: B, spanWindows: m, window: T } = this;
+    for (let b = 0; b < this.blockCount; b++) {
       const shards = this.blockShards(order, b);
-      const n = this.blockOrder(epoch, order, b, ids);
-      const mask = 2 ** this.windowBits - 1;
-      for (let i = 0; i < n; i++) {
-        yield { shard: shards[ids[i] >>> this.windowBits], offset: (ids[i] & mask) * this.window };
+      const spans = new Uint32Array(2 * B * (this.chunkStart(b + 1) - this.chunkStart(b)));
+      const chunks = this.planBlock(epoch, order, b, 0, spans);
+      for (let c = 0; c < chunks; c++) {
+        for (let k = 0; k < m; k++) {
+          for (let r = 0; r < B; r++) {
+            const j = 2 * (c * B + r);
+            yield { shard: shards[spans[j]], offset: spans[j + 1] + k * T };
+          }
+        }
       }
     }
   }
 
   /** A planner positioned at `cursor` (default: the very start). */
-  planner(cursor: DataCursor = { epoch: 0, batch: 0 }): BatchPlanner {
-    return new BatchPlanner(this, cursor);
+  planner(cursor: DataCursor = { epoch: 0, batch: 0 }): SpanPlanner {
+    return new SpanPlanner(this, cursor);
+  }
+
+  /** Block sizes and chunk counts for span length m: O(1), so that the automatic M can try many. */
+  private geometryFor(m: number): Geometry {
+    const n = this.shards.count;
+    const B = this.batch;
+    const count = Math.max(1, Math.ceil(n / this.shuffleShards));
+    const small = Math.floor(n / count);
+    const fullSpans = Math.floor(this.fullShardWindows / m);
+    const chunksSmall = Math.floor((small * fullSpans) / B);
+    const chunksBig = Math.floor(((small + 1) * fullSpans) / B);
+    const lastSize = n - Math.floor(((count - 1) * n) / count);
+    const lastSpans = n === 0 ? 0 : (lastSize - 1) * fullSpans + Math.floor(this.windowsIn(this.shards.at(n - 1)) / m);
+    const chunksLast = Math.floor(lastSpans / B);
+    const bigBefore = n - lastSize - (count - 1) * small;
+    const chunks = (count - 1 - bigBefore) * chunksSmall + bigBefore * chunksBig + chunksLast;
+    return { spanWindows: m, fullSpans, count, small, chunksSmall, chunksBig, chunksLast, chunks };
+  }
+
+  /**
+   * The automatic M: spans of MIN_SPAN_TOKENS to twice that (memcpy speed, and not many more consecutive batches on
+   * the same rows than needed), and among those the M that delivers the most windows (the smallest on a tie). Only
+   * when none of them fills a chunk are shorter spans tried.
+   */
+  private bestGeometry(): Geometry {
+    const w = this.fullShardWindows;
+    const lo = Math.min(w, Math.ceil(MIN_SPAN_TOKENS / this.window));
+    let best = this.geometryFor(lo);
+    const consider = (m: number): void => {
+      const g = this.geometryFor(m);
+      if (g.chunks * m > best.chunks * best.spanWindows) best = g;
+    };
+    for (let m = lo + 1; m <= Math.min(w, 2 * lo); m++) consider(m);
+    for (let m = lo - 1; best.chunks === 0 && m >= 1; m--) consider(m);
+    return best;
   }
 }
 
-/** Walks a group's endless sequence of batches, writing each batch's windows into a WindowPlan. */
-export class BatchPlanner {
+/** Walks a group's endless sequence of batches one reader task (the rest of a block) at a time. */
+export class SpanPlanner {
   private epoch = 0;
-  private batch = 0;
+  private chunk = 0;
+  private skip = 0;
   private order: Uint32Array = new Uint32Array(0);
-  private block = -1;
-  private blockShards: Uint32Array = new Uint32Array(0);
-  private readonly ids: Uint32Array;
-  private idsLength = 0;
-  private pos = 0;
 
   constructor(
     private readonly o: DataOrder,
     cursor: DataCursor,
   ) {
-    this.ids = new Uint32Array(o.shuffleShards * o.fullShardWindows);
     const { epoch, batch } = checkCursor(cursor, o.batchesPerEpoch);
     this.enterEpoch(epoch);
-    this.batch = batch;
-    // Skip whole blocks by counting their windows, then permute only the block the cursor falls in.
-    let skip = batch * o.batch;
-    for (let b = 0; b < o.blockCount(); b++) {
-      const n = o.blockWindows(this.order, b);
-      if (skip < n) {
-        this.loadBlock(b);
-        this.pos = skip;
-        return;
-      }
-      skip -= n;
-    }
-    throw new OrderError(`data cursor ${JSON.stringify(cursor)} is past the group's windows`);
+    this.chunk = Math.floor(batch / o.spanWindows);
+    this.skip = batch % o.spanWindows;
   }
 
-  /** The position of the next batch. */
+  /** The position of the next batch not yet planned. */
   get cursor(): DataCursor {
-    return { epoch: this.epoch, batch: this.batch };
+    return { epoch: this.epoch, batch: this.chunk * this.o.spanWindows + this.skip };
   }
 
-  /** Appends the next `count` batches to `plan` (which must have room for count * B more rows). */
-  plan(count: number, plan: WindowPlan): BatchId[] {
+  /** Chunks of the next task. */
+  get nextChunks(): number {
+    return this.o.chunkStart(this.o.blockOfChunk(this.chunk) + 1) - this.chunk;
+  }
+
+  /** The next task: the chunks from the cursor to the end of its block. `spans` is used if it is large enough. */
+  next(spans?: Uint32Array): BlockTask {
     const o = this.o;
-    const { windowBits, window } = o;
-    const mask = 2 ** windowBits - 1;
-    const windows = plan.windows;
-    const ids: BatchId[] = [];
-    // Slot of the current block's first shard in plan.shards; -1 until this plan uses the block.
-    let base = -1;
-    for (let c = 0; c < count; c++) {
-      ids.push({ epoch: this.epoch, index: this.batch });
-      for (let r = 0; r < o.batch; r++) {
-        while (this.pos === this.idsLength) {
-          this.loadBlock(this.block + 1);
-          base = -1;
-        }
-        if (base < 0) {
-          base = plan.shards.length;
-          for (const s of this.blockShards) plan.shards.push(s);
-        }
-        const id = this.ids[this.pos++];
-        windows[2 * plan.rows] = base + (id >>> windowBits);
-        windows[2 * plan.rows + 1] = (id & mask) * window;
-        plan.rows++;
-      }
-      if (++this.batch === o.batchesPerEpoch) {
-        this.enterEpoch(this.epoch + 1);
-        base = -1;
-      }
-    }
-    return ids;
+    const block = o.blockOfChunk(this.chunk);
+    const chunks = o.chunkStart(block + 1) - this.chunk;
+    const need = 2 * chunks * o.batch;
+    const list = spans && spans.length >= need ? spans : new Uint32Array(need);
+    o.planBlock(this.epoch, this.order, block, this.chunk - o.chunkStart(block), list);
+    const task: BlockTask = {
+      epoch: this.epoch, block, firstChunk: this.chunk, chunks, skip: this.skip,
+      shards: o.blockShards(this.order, block), spans: list,
+    };
+    this.chunk += chunks;
+    this.skip = 0;
+    if (this.chunk === o.chunksPerEpoch) this.enterEpoch(this.epoch + 1);
+    return task;
   }
 
   private enterEpoch(epoch: number): void {
     this.epoch = epoch;
-    this.batch = 0;
+    this.chunk = 0;
     this.order = this.o.shardOrder(epoch);
-    // No block loaded: the next window loads block 0.
-    this.block = -1;
-    this.idsLength = 0;
-    this.pos = 0;
-  }
-
-  private loadBlock(block: number): void {
-    this.block = block;
-    this.blockShards = this.o.blockShards(this.order, block);
-    this.idsLength = this.o.blockOrder(this.epoch, this.order, block, this.ids);
-    this.pos = 0;
   }
 }
 
@@ -275,7 +361,7 @@ export function checkCursor(cursor: DataCursor, batchesPerEpoch: number): DataCu
   if (batch > batchesPerEpoch) {
     throw new OrderError(
       `data cursor ${JSON.stringify(cursor)} is past the end of an epoch (${batchesPerEpoch} batches): ` +
-        'it was saved with another corpus, group count, window or batch size',
+        'it was saved with another corpus, group count, window, batch size or span length',
     );
   }
   return batch === batchesPerEpoch ? { epoch: epoch + 1, batch: 0 } : { epoch, batch };

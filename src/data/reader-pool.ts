@@ -4,7 +4,7 @@
  * Workers load compiled JavaScript (dist/actors/reader.js): run `npm run build` first.
  */
 import { Piscina } from 'piscina';
-import type { ReadWindowsRequest, ReaderReply, WindowsReply } from '../../actors/reader-messages.js';
+import type { ChunksReply, ReadSpansRequest, ReaderReply } from '../../actors/reader-messages.js';
 import { actorFile } from '../util/paths.js';
 
 export class ReaderError extends Error {
@@ -12,7 +12,7 @@ export class ReaderError extends Error {
 }
 
 export class ReaderPool {
-  private readonly piscina: Piscina<ReadWindowsRequest, ReaderReply>;
+  private readonly piscina: Piscina<ReadSpansRequest, ReaderReply>;
   private destroyed = false;
 
   constructor(readonly threads: number) {
@@ -21,12 +21,12 @@ export class ReaderPool {
   }
 
   /**
-   * Runs one read task. `request.windows` and the `request.out` buffers move to the worker (the caller's become
-   * detached); the reply moves the filled rows and the windows buffer back. Rejects with a ReaderError.
+   * Runs one read task. `request.spans` and the `request.out` buffers move to the worker (the caller's become
+   * detached); the reply moves the filled chunks and the spans buffer back. Rejects with a ReaderError.
    */
-  async read(request: ReadWindowsRequest): Promise<WindowsReply> {
+  async read(request: ReadSpansRequest): Promise<ChunksReply> {
     if (this.destroyed) throw new ReaderError('the reader pool is destroyed');
-    const transferList: ArrayBuffer[] = [request.windows.buffer as ArrayBuffer, ...(request.out ?? [])];
+    const transferList: ArrayBuffer[] = [request.spans.buffer as ArrayBuffer, ...(request.out ?? [])];
     let reply: ReaderReply;
     try {
       reply = await this.piscina.run(request, { transferList });

@@ -34,6 +34,8 @@ export interface RunArmsOptions {
   out: string;
   /** Progress lines (default: stderr). */
   write?: (line: string) => void;
+  /** For an experiment run in phases: arms before these, and arms in all (for the `arm i/n` count). */
+  numbering?: { before: number; total: number };
 }
 
 /** The folder an arm trains in. */
@@ -72,15 +74,18 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
   let spentCost = 0;
   const started = performance.now();
   const results: ArmResult[] = [];
-  for (const [i, arm] of arms.entries()) {
+  const before = opts.numbering?.before ?? 0;
+  const count = opts.numbering?.total ?? arms.length;
+  for (const [k, arm] of arms.entries()) {
+    const i = before + k;
     const dir = armDir(opts.out, arm.id);
     const config: Config = { ...arm.config, runDir: resolve(opts.out, 'arms'), name: arm.id };
     const metrics = join(dir, 'metrics.jsonl');
     const exists = existsSync(join(dir, 'config.json'));
     if (exists) checkSameConfig(dir, config);
-    const before = exists ? readCurve(metrics) : undefined;
-    const head = `arm ${i + 1}/${arms.length} ${arm.id} (${arm.label}, seed ${arm.seed})`;
-    if (before?.finished) {
+    const previous = exists ? readCurve(metrics) : undefined;
+    const head = `arm ${i + 1}/${count} ${arm.id} (${arm.label}, seed ${arm.seed})`;
+    if (previous?.finished) {
       write(`${head}: finished earlier, skipped`);
     } else {
       await ensureCorpus(config);
@@ -89,7 +94,7 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
       const pct = Math.round((100 * doneCost) / total);
       write(`${head}: ${exists ? 'resuming from its newest checkpoint' : 'starting'} (${pct}% of the experiment's work done${eta})`);
       const run = startRun({ config, resume: exists ? dir : undefined });
-      watchRun(run.events$, config, `arm ${i + 1}/${arms.length}`);
+      watchRun(run.events$, config, `arm ${i + 1}/${count}`);
       await run.done;
       spentCost += cost(config);
     }

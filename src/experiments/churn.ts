@@ -139,6 +139,7 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     report,
     ctx,
     sample,
+    results[0].curve.backend,
     `${R} retrains (seeds ${seeds.join(', ')}: each changes initialisation and data order) of a single model, a 2-model ensemble ` +
       `(two independent groups, predictions averaged) and a codistilled pair (alpha ${sample.distill.alpha}, exchange every ` +
       `${sample.distill.exchangeEvery} steps; each group's model is served alone, so each retrain gives two codistilled models ` +

@@ -34,17 +34,18 @@ export function reproduceCommand(ctx: ExperimentContext): string {
 }
 
 /** The common head of every report: the command, the budget, the model and the data. */
-export function preamble(report: Report, ctx: ExperimentContext, sample: Config, what: string): void {
+export function preamble(report: Report, ctx: ExperimentContext, sample: Config, backend: string, what: string): void {
   const m = sample.model;
+  const schedule = sample.optim.decay === 'none' ? 'a constant rate' : `${sample.optim.decay} decay`;
   report.text(
     `${what}\n\n` +
       `Reproduce with \`${reproduceCommand(ctx)}\` (re-running it skips finished arms and resumes an interrupted one). ` +
       `Budget \`${ctx.budgetName}\`${ctx.budget.description ? `: ${ctx.budget.description}` : ''}.\n\n` +
       `Model: ${m.layers}-layer LSTM language model, ${m.embedding}-d embeddings, ${m.hidden} units, ` +
       `windows of ${m.window} tokens, vocabulary from corpus \`${sample.corpus.path}\` (${sample.corpus.vocabSize} tokens requested). ` +
-      `Optimizer ${sample.optim.optimizer}, ${sample.optim.decay} decay after warm-up, gradient clipping at ${sample.optim.clipNorm}. ` +
+      `Optimizer ${sample.optim.optimizer}, ${schedule} after warm-up, gradient clipping at ${sample.optim.clipNorm}. ` +
       `Validation: ${sample.eval.windows} held-out windows every ${sample.eval.every} steps; ` +
       `"model" losses are the mean over a run's groups of each single model's loss. ` +
-      `Backend ${sample.backend}; every arm's resolved config and raw metrics.jsonl are in \`arms/<arm>/\`.\n`,
+      `Backend ${backend}; every arm's resolved config and raw metrics.jsonl are in \`arms/<arm>/\`.\n`,
   );
 }

@@ -27,6 +27,8 @@ export interface Curve {
   /** Training steps per group the run was asked for (the last `done` step, or the last step seen). */
   steps: number;
   seconds: number;
+  /** The tfjs backend the run reported at start ('' before it started). */
+  backend: string;
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -40,6 +42,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
   let carried = 0;
   let finished = false;
   let lastStep = 0;
+  let backend = '';
   for (const e of events) {
     switch (e.type) {
       case 'start': {
@@ -48,6 +51,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
         evals = new Map([...evals].filter(([s]) => s <= from));
         carried = from > 0 ? Math.max(0, ...(elapsed.get(from) ?? [0])) : 0;
         segmentStart = e.time;
+        backend = e.backend;
         finished = false;
         lastStep = from;
         break;
@@ -76,7 +80,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
   const points = [...evals.values()]
     .sort((a, b) => a.step - b.step)
     .map((e) => ({ step: e.step, seconds: secondsAt(e.step), losses: e.losses, model: mean(e.losses), ensemble: e.ensembleLoss }));
-  return { points, finished, steps: lastStep, seconds: secondsAt(lastStep) };
+  return { points, finished, steps: lastStep, seconds: secondsAt(lastStep), backend };
 }
 
 export function readCurve(metricsFile: string): Curve {

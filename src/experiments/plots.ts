@@ -112,7 +112,7 @@ export function lossVsStepsSpec(series: readonly Series[], targets: readonly num
       {
         data: { values: rows },
         mark: { type: 'errorband', extent: 'stdev', opacity: 0.18, clip: true },
-        encoding: { x: { field: 'step', type: 'quantitative', title: 'training steps (per group)' }, y, color },
+        encoding: { x: { field: 'step', type: 'quantitative', title: 'training steps (per group)', scale: { domainMin: 0 } }, y, color: { ...color, legend: null } },
       },
       {
         data: { values: rows },
@@ -136,7 +136,7 @@ export function lossVsTimeSpec(series: readonly Series[], targets: readonly numb
         data: { values: rows },
         mark: { type: 'line', strokeWidth: 1.8, clip: true },
         encoding: {
-          x: { field: 'seconds', type: 'quantitative', title: 'wall-clock seconds of training' },
+          x: { field: 'seconds', type: 'quantitative', title: 'wall-clock seconds of training', scale: { domainMin: 0 } },
           y: { field: 'loss', type: 'quantitative', title: 'validation cross-entropy (nats/token)', scale: { domain: yDomain(rows, targets), zero: false } },
           color: { field: 'series', type: 'nominal', title: null, sort: series.map((s) => s.name) },
           detail: { field: 'seed', type: 'nominal' },
@@ -169,8 +169,8 @@ export function dotsWithSpreadSpec(opts: {
           mark: { type: 'errorbar', extent: 'stdev', ticks: true },
           encoding: { y: { field: 'value', type: 'quantitative', title: panel, scale: { zero: false } } },
         },
-        { mark: { type: 'point', filled: true, size: 80, color: '#d62728' }, encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean' } } },
-        { mark: { type: 'tick', color: '#999', thickness: 1 }, encoding: { y: { field: 'value', type: 'quantitative' } } },
+        { mark: { type: 'point', filled: true, size: 80, color: '#d62728' }, encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } } },
+        { mark: { type: 'tick', color: '#999', thickness: 1 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
       ],
     })),
   } as TopLevelSpec;
@@ -190,14 +190,16 @@ export function barsSpec(opts: {
       width: 240,
       height: 260,
       data: { values: opts.rows.filter((r) => r.panel === panel && Number.isFinite(r.value)) },
-      encoding: { x: { field: 'category', type: 'nominal', sort: opts.categories, title: null, axis: { labelAngle: 0 } } },
+      encoding: {
+        x: { field: 'category', type: 'nominal', sort: opts.categories, title: null, axis: { labelAngle: 0, labelExpr: "split(datum.label, ' ')" } },
+      },
       layer: [
         {
           mark: { type: 'bar', color: '#4c78a8', opacity: 0.85 },
           encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } },
         },
-        { mark: { type: 'errorbar', extent: 'stdev', ticks: true }, encoding: { y: { field: 'value', type: 'quantitative' } } },
-        { mark: { type: 'point', filled: true, color: '#222', size: 30 }, encoding: { y: { field: 'value', type: 'quantitative' } } },
+        { mark: { type: 'errorbar', extent: 'stdev', ticks: true }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
+        { mark: { type: 'point', filled: true, color: '#222', size: 30 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
       ],
     })),
   } as TopLevelSpec;

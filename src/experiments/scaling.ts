@@ -73,7 +73,9 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
 
   // 1. The sync-SGD sweep.
   const syncArms = batches.flatMap((b) => seeds.map((seed) => arm(ctx, `sync-b${b}`, syncLabel(b), seed, b, { groups: 1 })));
-  const syncResults = await runArms(syncArms, { out: ctx.out, write: ctx.write });
+  // Every phase-2 arm is known in number before the limit is: 3 per seed.
+  const total = syncArms.length + 3 * seeds.length;
+  const syncResults = await runArms(syncArms, { out: ctx.out, write: ctx.write, numbering: { before: 0, total } });
   const syncBy = byLabel(syncResults);
   const targets = targetsAbove(syncBy.get(syncLabel(batches[0]))!, 'model', s.targetOffsets);
   const syncSummaries = batches.map((b) => summarise({ name: syncLabel(b), results: syncBy.get(syncLabel(b))!, measure: 'model' }, targets));
@@ -84,8 +86,8 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   const ls = s.labelSmoothing;
   const labels = {
     codistill: `codistillation, 2 groups × batch ${L}`,
-    independent: `2 independent models, batch ${L} each (one model)`,
-    ensemble: `ensemble of the 2 independent models`,
+    independent: `independent model (1 of 2), batch ${L}`,
+    ensemble: `ensemble of 2 independent, batch ${L} each`,
     smoothing: `label smoothing ${ls}, batch ${L}`,
   };
   const limitArms = seeds.flatMap((seed) => [
@@ -93,7 +95,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     arm(ctx, `independent-b${L}`, labels.independent, seed, L, { groups: 2, distill: { alpha: 0 } }),
     arm(ctx, `label-smoothing-b${L}`, labels.smoothing, seed, L, { groups: 1, distill: { labelSmoothing: ls } }),
   ]);
-  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write });
+  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write, numbering: { before: syncArms.length, total } });
   const limitBy = byLabel(limitResults);
 
   const series: Series[] = [
@@ -112,6 +114,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     report,
     ctx,
     all[0].arm.config,
+    all[0].curve.backend,
     `Sync SGD at batches ${batches.join(', ')} (learning rate ${s.lr} at batch ${s.batch}, scaled by the square root of the batch ` +
       `ratio, ${s.warmupSteps} warm-up steps); then, at the limit batch, codistillation, two independent models and their ` +
       `ensemble, and label smoothing. Seeds ${seeds.join(', ')} for every arm. Targets are ${s.targetOffsets.join(', ')} nats ` +

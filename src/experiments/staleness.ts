@@ -42,6 +42,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
     report,
     ctx,
     sample,
+    results[0].curve.backend,
     `Two codistilled groups at batch ${s.batch} each (disjoint data, alpha ${sample.distill.alpha}, burn-in ${sample.distill.burnIn} ` +
       `steps, ${sample.distill.mode} exchange), with exchange intervals ${s.intervals.map(intervalName).join(', ')} steps ` +
       `("never": the teachers keep each group's initial snapshot), and the same two groups without distillation as the reference. ` +

@@ -46,7 +46,7 @@ export function targetsAbove(reference: readonly ArmResult[], measure: Series['m
   if (!finals.length) return [];
   const worst = Math.max(...finals);
   // Rounded up so a target printed with 3 decimals is never below the loss that defined it.
-  return [...new Set(offsets.map((o) => Math.ceil((worst + o) * 1000) / 1000))].sort((a, b) => b - a);
+  return [...new Set(offsets.map((o) => Math.ceil((worst + o) * 1000 - 1e-6) / 1000))].sort((a, b) => b - a);
 }
 
 export function stepsToTargetTable(rows: readonly SeriesSummary[], name = 'steps-to-target'): ReportTable {

@@ -10,18 +10,24 @@
  * the supervisor (main thread) can raise it too when a worker dies.
  */
 
+import { createSharedMemory, ReduceKernel } from './reduce-kernel.js';
+
 const COUNT = 0;
 const GENERATION = 1;
 const ABORT = 2;
 const CONTROL_INTS = 4;
+/** Barrier polls before sleeping (a few microseconds). */
+const SPIN = 20_000;
 
-/** Plain description of the buffers, posted to each replica worker (SharedArrayBuffers are shared, not copied). */
+/** Plain description of the buffers, posted to each replica worker (shared memory is shared, not copied). */
 export interface GroupMemoryInit {
   replicas: number;
   parameters: number;
   control: SharedArrayBuffer;
-  slots: SharedArrayBuffer;
-  mean: SharedArrayBuffer;
+  /** Slots then the mean, in a shared WebAssembly.Memory (SIMD reduction) or, where that is missing, a plain SAB. */
+  data: WebAssembly.Memory | SharedArrayBuffer;
+  /** Floats from one slot to the next (parameters rounded up to a multiple of 4, for 16-byte alignment). */
+  slotStride: number;
 }
 
 export class GroupAborted extends Error {
@@ -32,12 +38,14 @@ export class GroupAborted extends Error {
 }
 
 export function createGroupMemory(replicas: number, parameters: number): GroupMemoryInit {
+  const slotStride = Math.ceil(parameters / 4) * 4;
+  const bytes = (replicas + 1) * slotStride * 4;
   return {
     replicas,
     parameters,
     control: new SharedArrayBuffer(CONTROL_INTS * 4),
-    slots: new SharedArrayBuffer(replicas * parameters * 4),
-    mean: new SharedArrayBuffer(parameters * 4),
+    data: createSharedMemory(bytes) ?? new SharedArrayBuffer(bytes),
+    slotStride,
   };
 }
 
@@ -48,13 +56,17 @@ export class GroupMemory {
   private readonly slotViews: Float32Array[];
   /** The averaged gradient, valid after `allReduce` returns. */
   readonly mean: Float32Array;
+  private readonly kernel: ReduceKernel;
 
   constructor(init: GroupMemoryInit) {
     this.replicas = init.replicas;
     this.parameters = init.parameters;
     this.control = new Int32Array(init.control);
-    this.slotViews = Array.from({ length: init.replicas }, (_, r) => new Float32Array(init.slots, r * init.parameters * 4, init.parameters));
-    this.mean = new Float32Array(init.mean);
+    const buffer = init.data instanceof SharedArrayBuffer ? init.data : (init.data.buffer as SharedArrayBuffer);
+    const view = (index: number) => new Float32Array(buffer, index * init.slotStride * 4, init.parameters);
+    this.slotViews = Array.from({ length: init.replicas }, (_, r) => view(r));
+    this.mean = view(init.replicas);
+    this.kernel = new ReduceKernel(init.data instanceof SharedArrayBuffer ? undefined : init.data);
   }
 
   /** Replica r's slot: write its gradient here before `allReduce`. */
@@ -72,6 +84,8 @@ export class GroupMemory {
       Atomics.add(this.control, GENERATION, 1);
       Atomics.notify(this.control, GENERATION);
     } else {
+      // Spin briefly first: the peers usually arrive within microseconds, and a futex wake-up costs far more.
+      for (let i = 0; i < SPIN && Atomics.load(this.control, GENERATION) === generation; i++);
       while (Atomics.load(this.control, GENERATION) === generation) {
         Atomics.wait(this.control, GENERATION, generation);
       }
@@ -81,22 +95,11 @@ export class GroupMemory {
 
   /** Averages chunk `replica` of the gradient across slots, in fixed slot order. */
   reduceChunk(replica: number): void {
-    const k = this.replicas;
-    const chunk = Math.ceil(this.parameters / k);
+    // Chunks are whole multiples of 4 floats so that every replica's SIMD loads stay 16-byte aligned.
+    const chunk = Math.ceil(this.parameters / this.replicas / 4) * 4;
     const start = Math.min(this.parameters, replica * chunk);
     const end = Math.min(this.parameters, start + chunk);
-    const slots = this.slotViews;
-    const mean = this.mean;
-    if (k === 1) {
-      mean.set(slots[0].subarray(start, end), start);
-      return;
-    }
-    const scale = 1 / k;
-    for (let i = start; i < end; i++) {
-      let sum = slots[0][i];
-      for (let s = 1; s < k; s++) sum += slots[s][i];
-      mean[i] = sum * scale;
-    }
+    this.kernel.average(this.slotViews, this.mean, start, end);
   }
 
   /** The whole exchange for replica r: arrive, reduce own chunk, arrive again. `mean` then holds the average. */

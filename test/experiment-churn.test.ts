@@ -1,0 +1,37 @@
+import t from 'tap';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
+import { experimentCommand } from '../src/commands/experiment.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'codistill-experiment-churn-'));
+const corpus = join(dir, 'corpus');
+t.before(() => writeSyntheticCorpus(corpus, { shardTokens: 1024, vocabSize: 256, tokens: { train: 64 * 1024, validation: 4096 } }));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+/** A table's CSV as rows of cells (the report writes no quoted cells for these tables). */
+const csv = (file: string) => readFileSync(file, 'utf8').trim().split('\n').map((l) => l.split(','));
+/** A cell holding a finite number, with or without a spread ("4.51 ± 0.02"). */
+const finite = (cell: string) => Number.isFinite(Number(cell.split(' ± ')[0]));
+
+t.test('churn compares every pair of retrains per kind, with loss beside it and bars plotted', async (t) => {
+  const out = join(dir, 'churn');
+  const outcome = await experimentCommand('churn', { budget: 'test', out, set: [`corpus.path=${corpus}`], write: () => undefined });
+
+  const md = readFileSync(outcome.report, 'utf8');
+  t.match(md, '## What it shows, and what it does not');
+  for (const plot of ['churn', 'loss-vs-steps', 'loss-vs-time']) {
+    t.ok(existsSync(join(out, `${plot}.png`)) && existsSync(join(out, `${plot}.svg`)), `${plot} plot written`);
+  }
+  const table = csv(join(out, 'churn.csv'));
+  t.same(table.map((r) => [r[0], r[2]]).slice(1), [['single model', '1'], ['2-model ensemble', '1'], ['codistilled model', '2']], 'R = 2: one pair, two for the two codistilled groups');
+  for (const row of table.slice(1)) {
+    t.ok(finite(row[1]) && finite(row[3]) && finite(row[4]), `loss, total variation and top-1 disagreement of ${row[0]}`);
+    t.equal(row[5], 'n/a', 'mean absolute difference applies to binary tasks only');
+  }
+  const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+  for (const kind of results.churn) {
+    for (const p of kind.pairs) t.ok(p.totalVariation >= 0 && p.totalVariation <= 1 && p.top1Disagreement >= 0 && p.top1Disagreement <= 1);
+  }
+});

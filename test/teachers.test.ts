@@ -1,0 +1,89 @@
+import t from 'tap';
+import { DEFAULTS } from '../src/config/schema.js';
+import { loadConfig } from '../src/config/load.js';
+import { Corpus } from '../src/corpus/store.js';
+import { createReaderPool, openBatchStream } from '../src/data/batches.js';
+import { Group } from '../src/group/group.js';
+import { SnapshotBoard } from '../src/train/board.js';
+import { learningRate } from '../src/train/optim.js';
+import { groupSeed, train } from '../src/train/run.js';
+import { TeacherPool } from '../src/train/teachers.js';
+import { randomBatch } from './helpers/batches.js';
+import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
+
+t.test('a student step never changes its teachers: the same batch gets the same teacher prediction', async (t) => {
+  const config = loadConfig({ preset: 'tiny', set: ['backend=wasm', 'distill.exchangeEvery=0'] });
+  const classes = 64;
+  const groups = await Promise.all(
+    [0, 1].map((g) =>
+      Group.start({ group: g, replicas: 1, backend: 'wasm', model: config.model, classes, seed: g + 1, optim: DEFAULTS.optim, distillLoss: 'ce', labelSmoothing: 0 }),
+    ),
+  );
+  const board = new SnapshotBoard(2);
+  for (const [g, group] of groups.entries()) board.publish({ group: g, step: 0, weights: (await group.state(false)).weights });
+  const teachers = await TeacherPool.start(config, classes, board);
+  t.teardown(() => Promise.all([teachers.close(), ...groups.map((g) => g.close())]));
+
+  const T = config.model.window;
+  const probe = randomBatch(5, 4, T + 1, classes);
+  const before = await teachers.predict(0, 0, probe);
+  for (let s = 0; s < 5; s++) {
+    const batch = randomBatch(10 + s, 8, T + 1, classes);
+    const { target } = await teachers.predict(0, s, batch);
+    await groups[0].step({ step: s, lr: 0.05, alpha: 1, batch, positionsPerRow: T, classes, teacher: target });
+  }
+  const after = await teachers.predict(0, 4, probe);
+  t.equal(before.target.kind, 'dense');
+  if (before.target.kind === 'dense' && after.target.kind === 'dense') {
+    t.ok(sameBits(before.target.values, after.target.values), 'teacher output unchanged, bit for bit');
+    t.ok(Math.abs(before.target.values.slice(0, classes).reduce((a, b) => a + b, 0) - 1) < 1e-5, 'a teacher target is a distribution');
+  }
+  t.same(after.snapshotSteps, [0], 'group 0 is taught by group 1 only, at its published snapshot');
+});
+
+t.test('with alpha = 0 each group trains exactly as an independent run on its shards', async (t) => {
+  const dir = t.testdir();
+  const config = await tinyConfig(dir, 'free', ['steps=6', 'distill.alpha=0', 'checkpoint.every=0', 'eval.every=0']);
+  const summary = await train({ config });
+  const inRun = await finalWeights(summary.runDir, config);
+
+  // Group 1 trained alone: its own model, its own stream, the same schedule, nobody else in the process.
+  const corpus = Corpus.open(config.corpus.path);
+  const classes = corpus.meta.tokenizer.vocabSize;
+  corpus.close();
+  const alone = await Group.start({
+    group: 1,
+    replicas: 1,
+    backend: 'wasm',
+    model: config.model,
+    classes,
+    seed: groupSeed(config.seed, 1),
+    optim: config.optim,
+    distillLoss: 'ce',
+    labelSmoothing: 0,
+  });
+  const pool = createReaderPool(1);
+  const stream = openBatchStream({
+    pool,
+    corpusPath: config.corpus.path,
+    group: 1,
+    groups: 2,
+    sameData: false,
+    batch: config.optim.batch,
+    window: config.model.window,
+    seed: config.seed,
+    prefetch: config.reader.prefetch,
+  });
+  t.teardown(async () => {
+    stream.close();
+    await pool.destroy();
+    await alone.close();
+  });
+  for (let s = 0; s < config.steps; s++) {
+    const batch = await stream.next();
+    await alone.step({ step: s, lr: learningRate(config.optim, s, config.steps), alpha: 0, batch, positionsPerRow: config.model.window, classes });
+  }
+  const { weights } = await alone.state(false);
+  t.ok(sameBits(weights, inRun[1]), 'group 1 of the run = group 1 trained alone, bit for bit');
+  t.notOk(sameBits(inRun[0], inRun[1]), 'and the two groups are different models');
+});
