@@ -5,12 +5,12 @@
  * It keeps nothing between tasks but an open handle per corpus and grow-only scratch arrays. A task's spans are
  * grouped by shard first, because `getBinaryFast` copies a whole shard (below 16 MiB) into one reused buffer that the
  * next read overwrites: each shard is read once and its spans are copied out at once, one memcpy a span, in the
- * corpus' own dtype. A task is a whole shuffle block, so nearly every byte read is delivered. The filled chunks are
+ * corpus' own dtype. A task is a whole shuffle block, so nearly every byte read is delivered. The filled buffer is
  * moved to the caller with piscina's transfer list, never structured-cloned.
  */
 import { statSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
-import { Corpus, type TokenArray, asTokens, bytesPerToken } from '../src/corpus/store.js';
+import { Corpus, asTokens, bytesPerToken } from '../src/corpus/store.js';
 import { copySpans } from '../src/data/windows.js';
 import type { ChunksReply, ReadSpansRequest, ReaderReply, ReaderRequest } from './reader-messages.js';
 
@@ -65,16 +65,10 @@ function read(req: ReadSpansRequest): ChunksReply {
   }
   const corpus = corpusAt(req.corpusPath);
   const dtype = corpus.meta.tokenDtype;
-  const length = rows * cols;
-  const bytes = length * bytesPerToken(dtype);
-  const data: ArrayBuffer[] = [];
-  const outputs: TokenArray[] = [];
-  for (let c = 0; c < chunks; c++) {
-    const spent = req.out?.[c];
-    const buffer = spent && spent.byteLength >= bytes ? spent : new ArrayBuffer(bytes);
-    data.push(buffer);
-    outputs.push(dtype === 'uint16' ? new Uint16Array(buffer, 0, length) : new Uint32Array(buffer, 0, length));
-  }
+  const length = total * cols;
+  const reserve = Math.max(chunks, req.reserveChunks ?? 0) * rows * cols * bytesPerToken(dtype);
+  const data = req.out && req.out.byteLength >= length * bytesPerToken(dtype) ? req.out : new ArrayBuffer(reserve);
+  const out = dtype === 'uint16' ? new Uint16Array(data, 0, length) : new Uint32Array(data, 0, length);
 
   // Counting sort of the spans by shard slot: starts[s] .. starts[s+1] are slot s's spans.
   const starts = new Uint32Array(shards.length + 1);
@@ -109,9 +103,9 @@ function read(req: ReadSpansRequest): ChunksReply {
       }
     }
     // Copy before the next read overwrites the shard buffer.
-    copySpans(tokens, outputs, rows, cols, byShardRows, byShardOffsets, from, to);
+    copySpans(tokens, out, cols, byShardRows, byShardOffsets, from, to);
   }
-  return { type: 'chunks', data, dtype, rows, cols, spans };
+  return { type: 'chunks', data, dtype, chunks, rows, cols, spans };
 }
 
 /** The piscina task handler. */
@@ -120,7 +114,7 @@ export default function reader(request: ReaderRequest): ReaderReply | ReturnType
     switch (request.type) {
       case 'read': {
         const reply = read(request);
-        return move(new MovedReply(reply, [...reply.data, reply.spans.buffer as ArrayBuffer]));
+        return move(new MovedReply(reply, [reply.data, reply.spans.buffer as ArrayBuffer]));
       }
       default: {
         const unknown: never = request.type;

@@ -6,9 +6,10 @@
  *   npm run build && node dist/bench/reader.js            # or: benchReader({ trainingTokensPerSecond: 5e4 })
  *
  * One run measures, on a synthetic corpus of >= 200 MB of tokens (built once in the temp dir, then reused):
- *  - raw: getBinaryFast over every training shard on the main thread (GB/s of shard bytes): the ceiling;
+ *  - raw: getBinaryFast over the training shards on the main thread (GB/s of shard bytes): the ceiling;
  *  - pool: bare reader tasks (one shuffle block each, chunks in the corpus dtype, buffers recycled) with 1 and 2
- *    threads: GB/s of chunk bytes delivered and windows/s. Issue target: >= 0.5 of raw;
+ *    threads: GB/s of chunk bytes delivered and windows/s. Issue target: >= 0.5 of raw. Raw and pool run in
+ *    interleaved slices, so that a busy machine slows them alike;
  *  - widen: the stream's per-batch copy of a chunk's window k into an int32 batch, alone on the main thread;
  *  - stream: the product path (openBatchStream, default prefetch, spent batches recycled): training tokens (B*T a
  *    batch, as training counts them) per second, over the training rate. Issue target: >= 100x training.
@@ -56,70 +57,67 @@ async function ensureCorpus(path: string, tokens: number, shardTokens: number): 
   await writeSyntheticCorpus(path, { shardTokens, tokens: { train: tokens, validation: shardTokens } });
 }
 
-/** Passes of getBinaryFast over every training shard after a warm-up pass (GB/s of shard bytes). */
-function rawRead(path: string, seconds: number): number {
-  const corpus = Corpus.open(path);
-  try {
-    const shards = corpus.shardCount('train');
-    const pass = (): number => {
-      let bytes = 0;
-      let touch = 0;
-      for (let s = 0; s < shards; s++) {
-        const b = corpus.shardBytesFast('train', s);
-        bytes += b.byteLength;
-        touch += b[b.byteLength - 1]; // use the bytes, so that nothing is optimised away
-      }
-      return bytes + (touch & 0);
-    };
-    pass();
-    let bytes = 0;
-    const start = performance.now();
-    do bytes += pass();
-    while (performance.now() - start < seconds * 1000);
-    return bytes / ((performance.now() - start) * 1e6);
-  } finally {
-    corpus.close();
-  }
-}
-
-/** Chunks delivered in `ms` of steady state. */
-interface ChunkRate {
-  chunks: number;
+/** Bytes delivered in `ms`, summed over the slices of a measurement. */
+interface Tally {
+  bytes: number;
   ms: number;
 }
 
-/** Keeps two block tasks per thread in flight on a bare pool, recycling chunk buffers, for `seconds` after warm-up. */
-async function poolRead(corpusPath: string, order: DataOrder, threads: number, seconds: number): Promise<ChunkRate> {
+const rate = (t: Tally): number => t.bytes / (t.ms * 1e6);
+
+/** getBinaryFast over the training shards in order, wrapping around, for one slice (bytes of shards). */
+function rawReader(path: string): { slice(ms: number, into: Tally): void; close(): void } {
+  const corpus = Corpus.open(path);
+  const shards = corpus.shardCount('train');
+  let s = 0;
+  let touch = 0;
+  return {
+    slice(ms, into) {
+      const start = performance.now();
+      do {
+        for (let i = 0; i < 16; i++, s = (s + 1) % shards) {
+          const b = corpus.shardBytesFast('train', s);
+          into.bytes += b.byteLength;
+          touch += b[b.byteLength - 1]; // use the bytes, so that nothing is optimised away
+        }
+      } while (performance.now() - start < ms);
+      into.ms += performance.now() - start + (touch & 0);
+    },
+    close: () => corpus.close(),
+  };
+}
+
+/**
+ * A bare pool reading block tasks with two in flight per thread, chunk buffers recycled; a slice counts the chunk
+ * bytes of the replies that arrive in it.
+ */
+async function poolReader(corpusPath: string, order: DataOrder, threads: number) {
   const pool = createReaderPool(threads);
-  try {
-    const planner = order.planner();
-    const spareChunks: ArrayBuffer[] = [];
-    const spareSpans: Uint32Array[] = [];
-    const issue = (): Promise<ChunksReply> => {
-      const plan = planner.next(spareSpans.pop());
-      return pool.read({
-        type: 'read', corpusPath, split: 'train', spanTokens: order.spanTokens, rows: order.batch,
-        chunks: plan.chunks, shards: plan.shards, spans: plan.spans, out: spareChunks.splice(0, plan.chunks),
-      });
-    };
-    const depth = 2 * threads;
-    const inFlight = Array.from({ length: depth }, issue);
-    let chunks = 0;
-    let start = 0;
-    for (let task = 0; start === 0 || performance.now() - start < seconds * 1000; task++) {
+  const planner = order.planner();
+  const spareChunks: ArrayBuffer[] = [];
+  const spareSpans: Uint32Array[] = [];
+  const chunkBytes = order.batch * order.spanTokens * bytesPerToken(readCorpusMeta(corpusPath).tokenDtype);
+  const issue = (): Promise<ChunksReply> => {
+    const plan = planner.next(spareSpans.pop());
+    return pool.read({
+      type: 'read', corpusPath, split: 'train', spanTokens: order.spanTokens, rows: order.batch,
+      chunks: plan.chunks, shards: plan.shards, spans: plan.spans, out: spareChunks.splice(0, plan.chunks),
+    });
+  };
+  const slice = async (ms: number, into: Tally): Promise<void> => {
+    const inFlight = Array.from({ length: 2 * threads }, issue);
+    const start = performance.now();
+    while (inFlight.length > 0) {
       const reply = await inFlight.shift()!;
-      if (task === depth) start = performance.now(); // the first round was warm-up
-      else if (task > depth) chunks += reply.data.length;
+      into.bytes += reply.data.length * chunkBytes;
       spareChunks.push(...reply.data);
       spareSpans.push(reply.spans);
-      inFlight.push(issue());
+      if (performance.now() - start < ms) inFlight.push(issue());
     }
-    const ms = performance.now() - start;
-    await Promise.allSettled(inFlight);
-    return { chunks, ms };
-  } finally {
-    await pool.destroy();
-  }
+    into.ms += performance.now() - start;
+  };
+  await slice(100, { bytes: 0, ms: 0 }); // start the threads, warm the JIT
+  return { slice, destroy: () => pool.destroy() };
 }
 
 /** Microseconds per batch of widenBatch over a chunk of `order`'s shape, alone on the main thread. */
@@ -193,22 +191,32 @@ export async function benchReader(opts: ReaderBenchOptions = {}): Promise<Result
     `M=${order.spanWindows} (${order.spanTokens}-token spans, ${result.chunksPerBlock} chunks a block, ` +
     `${(Number(result.droppedFraction) * 100).toFixed(2)}% of windows dropped)`);
 
-  const raw = rawRead(corpusPath, seconds);
-  result.rawGBps = round(raw);
-  log(`raw getBinaryFast          ${result.rawGBps} GB/s (ceiling)`);
-
-  const chunkBytes = order.batch * order.spanTokens * width;
+  // Interleaved slices, so that raw and pool share whatever else this machine is doing (the ratio is the point).
+  const raw = rawReader(corpusPath);
+  const pools = [await poolReader(corpusPath, order, 1), await poolReader(corpusPath, order, 2)];
+  const tallies = [0, 1, 2].map(() => ({ bytes: 0, ms: 0 }));
+  try {
+    for (let round = 0; round < 4; round++) {
+      raw.slice((seconds * 1000) / 4, tallies[0]);
+      for (let i = 0; i < 2; i++) await pools[i].slice((seconds * 1000) / 4, tallies[i + 1]);
+    }
+  } finally {
+    raw.close();
+    await Promise.all(pools.map((p) => p.destroy()));
+  }
+  result.rawGBps = round(rate(tallies[0]));
+  log(`raw getBinaryFast          ${result.rawGBps} GB/s of shard bytes (ceiling)`);
+  const windowsPerByte = (order.batch * order.spanWindows) / (order.batch * order.spanTokens * width);
   for (const threads of [1, 2]) {
-    const rate = await poolRead(corpusPath, order, threads, seconds);
-    const perSecond = rate.chunks / (rate.ms / 1000);
-    const gbps = (perSecond * chunkBytes) / 1e9;
+    const gbps = rate(tallies[threads]);
+    const ofRaw = gbps / rate(tallies[0]);
     Object.assign(result, {
       [`pool.${threads}t.GBps`]: round(gbps),
-      [`pool.${threads}t.windowsPerSecond`]: round(perSecond * order.batch * order.spanWindows),
-      [`pool.${threads}t.ofRaw`]: round(gbps / raw),
+      [`pool.${threads}t.windowsPerSecond`]: round(gbps * 1e9 * windowsPerByte),
+      [`pool.${threads}t.ofRaw`]: round(ofRaw),
     });
     log(`pool ${threads} thread${threads > 1 ? 's' : ' '}             ${round(gbps)} GB/s of chunk bytes = ` +
-      `${round(gbps / raw)} of raw (target >= 0.5); ${round(perSecond * order.batch * order.spanWindows)} windows/s`);
+      `${round(ofRaw)} of raw (target >= 0.5); ${round(gbps * 1e9 * windowsPerByte)} windows/s`);
   }
 
   const us = widenCost(order, seconds);

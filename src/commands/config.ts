@@ -10,7 +10,8 @@ export function configCommand(config: Config | undefined, flags: { markdown?: bo
   const keys = describeKeys();
   if (flags.markdown) {
     const lines = ['| key | type | default | meaning |', '| --- | --- | --- | --- |'];
-    for (const k of keys) lines.push(`| \`${k.key}\` | ${k.type} | \`${JSON.stringify(k.default)}\` | ${k.doc.replaceAll('|', '\\|')} |`);
+    const esc = (v: string) => v.replaceAll('|', '\\|');
+    for (const k of keys) lines.push(`| \`${k.key}\` | ${esc(k.type)} | \`${JSON.stringify(k.default)}\` | ${esc(k.doc)} |`);
     process.stdout.write(`${lines.join('\n')}\n`);
     return;
   }

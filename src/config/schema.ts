@@ -87,7 +87,7 @@ export const readerSchema = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
-  seed: int(0).default(1234).describe('seed of everything random: initialisation, data order, split'),
+  seed: int(0).default(1234).describe('seed of everything random in a run: each group\'s initialisation and data order'),
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto')
     .describe('tfjs backend; auto takes the best that loads (tfjs-node-gpu, tfjs-node, wasm, cpu)'),
   groups: int(1).max(64).default(2).describe('models trained side by side (N); 1 = plain synchronous SGD'),

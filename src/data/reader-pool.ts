@@ -21,12 +21,12 @@ export class ReaderPool {
   }
 
   /**
-   * Runs one read task. `request.spans` and the `request.out` buffers move to the worker (the caller's become
+   * Runs one read task. `request.spans` and the `request.out` buffer move to the worker (the caller's become
    * detached); the reply moves the filled chunks and the spans buffer back. Rejects with a ReaderError.
    */
   async read(request: ReadSpansRequest): Promise<ChunksReply> {
     if (this.destroyed) throw new ReaderError('the reader pool is destroyed');
-    const transferList: ArrayBuffer[] = [request.spans.buffer as ArrayBuffer, ...(request.out ?? [])];
+    const transferList: ArrayBuffer[] = [request.spans.buffer as ArrayBuffer, ...(request.out ? [request.out] : [])];
     let reply: ReaderReply;
     try {
       reply = await this.piscina.run(request, { transferList });

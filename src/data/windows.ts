@@ -15,25 +15,21 @@ export function windowsInShard(tokens: number, window: number): number {
 }
 
 /**
- * Copies spans of one shard into chunk rows: for each i in [from, to), row `rows[i] mod rowsPerChunk` of chunk
- * `floor(rows[i] / rowsPerChunk)` gets `src[offsets[i] .. offsets[i] + cols)`. Chunks are row-major, `cols` tokens
- * a row, in the shard's own dtype: `set` of a same-typed subarray is a memcpy (measured here at 35 GB/s for spans
- * of 1025 uint16 tokens, 15 GB/s at 257: the subarray view costs about as much as copying 500 bytes).
+ * Copies spans of one shard into rows: for each i in [from, to), row `rows[i]` of `out` (row-major, `cols` tokens a
+ * row, the shard's own dtype) gets `src[offsets[i] .. offsets[i] + cols)`. `set` of a same-typed subarray is a
+ * memcpy (measured here at 35 GB/s for spans of 1025 uint16 tokens, 15 GB/s at 257: the subarray view costs about as
+ * much as copying 500 bytes).
  */
 export function copySpans(
   src: TokenArray,
-  chunks: TokenArray[],
-  rowsPerChunk: number,
+  out: TokenArray,
   cols: number,
   rows: Uint32Array,
   offsets: Uint32Array,
   from: number,
   to: number,
 ): void {
-  for (let i = from; i < to; i++) {
-    const chunk = chunks[Math.floor(rows[i] / rowsPerChunk)];
-    chunk.set(src.subarray(offsets[i], offsets[i] + cols), (rows[i] % rowsPerChunk) * cols);
-  }
+  for (let i = from; i < to; i++) out.set(src.subarray(offsets[i], offsets[i] + cols), rows[i] * cols);
 }
 
 /**
