@@ -88,20 +88,21 @@ function rawReader(path: string): { slice(ms: number, into: Tally): void; close(
 }
 
 /**
- * A bare pool reading block tasks with two in flight per thread, chunk buffers recycled; a slice counts the chunk
- * bytes of the replies that arrive in it.
+ * A bare pool reading block tasks with two in flight per thread, buffers recycled; a slice counts the chunk bytes of
+ * the replies that arrive in it.
  */
 async function poolReader(corpusPath: string, order: DataOrder, threads: number) {
   const pool = createReaderPool(threads);
   const planner = order.planner();
-  const spareChunks: ArrayBuffer[] = [];
+  const spareBuffers: ArrayBuffer[] = [];
   const spareSpans: Uint32Array[] = [];
   const chunkBytes = order.batch * order.spanTokens * bytesPerToken(readCorpusMeta(corpusPath).tokenDtype);
   const issue = (): Promise<ChunksReply> => {
     const plan = planner.next(spareSpans.pop());
     return pool.read({
       type: 'read', corpusPath, split: 'train', spanTokens: order.spanTokens, rows: order.batch,
-      chunks: plan.chunks, shards: plan.shards, spans: plan.spans, out: spareChunks.splice(0, plan.chunks),
+      chunks: plan.chunks, shards: plan.shards, spans: plan.spans, out: spareBuffers.pop(),
+      reserveChunks: order.maxBlockChunks,
     });
   };
   const slice = async (ms: number, into: Tally): Promise<void> => {
@@ -109,8 +110,8 @@ async function poolReader(corpusPath: string, order: DataOrder, threads: number)
     const start = performance.now();
     while (inFlight.length > 0) {
       const reply = await inFlight.shift()!;
-      into.bytes += reply.data.length * chunkBytes;
-      spareChunks.push(...reply.data);
+      into.bytes += reply.chunks * chunkBytes;
+      spareBuffers.push(reply.data);
       spareSpans.push(reply.spans);
       if (performance.now() - start < ms) inFlight.push(issue());
     }
@@ -196,7 +197,7 @@ export async function benchReader(opts: ReaderBenchOptions = {}): Promise<Result
   const pools = [await poolReader(corpusPath, order, 1), await poolReader(corpusPath, order, 2)];
   const tallies = [0, 1, 2].map(() => ({ bytes: 0, ms: 0 }));
   try {
-    for (let round = 0; round < 4; round++) {
+    for (let slice = 0; slice < 4; slice++) {
       raw.slice((seconds * 1000) / 4, tallies[0]);
       for (let i = 0; i < 2; i++) await pools[i].slice((seconds * 1000) / 4, tallies[i + 1]);
     }

@@ -85,7 +85,7 @@ t.test('bounded prefetch: reading stops at `prefetch` chunks (whole blocks) whil
   const stream = openBatchStream(options({ prefetch: 7 }));
   t.teardown(() => stream.close());
   await stream.whenIdle();
-  t.same(stream.stats, { tasks: 2, outstanding: 7, reusedChunks: 0 }, 'blocks 0 and 1 (3 + 4 chunks) read ahead');
+  t.same(stream.stats, { tasks: 2, outstanding: 7, reusedBuffers: 0 }, 'blocks 0 and 1 (3 + 4 chunks) read ahead');
   t.equal(pool.completed - done, 2, 'and read');
   await stream.whenIdle();
   t.equal(stream.stats.tasks, 2, 'nothing more while nobody pulls');
@@ -94,18 +94,18 @@ t.test('bounded prefetch: reading stops at `prefetch` chunks (whole blocks) whil
   t.same(stream.stats.outstanding, 5, 'two chunks taken; block 2 (3 chunks) does not fit yet');
   await pull(stream, M);
   await stream.whenIdle();
-  t.same(stream.stats, { tasks: 3, outstanding: 7, reusedChunks: 3 }, 'block 0 taken: block 2 read into its 3 buffers');
+  t.same(stream.stats, { tasks: 3, outstanding: 7, reusedBuffers: 1 }, 'block 0 taken: block 2 read into its buffer');
 
   const small = openBatchStream(options({ prefetch: 1 }));
   t.teardown(() => small.close());
   await small.whenIdle();
-  t.same(small.stats, { tasks: 1, outstanding: 3, reusedChunks: 0 }, 'a block larger than prefetch is read alone');
+  t.same(small.stats, { tasks: 1, outstanding: 3, reusedBuffers: 0 }, 'a block larger than prefetch is read alone');
   await pull(small, 3 * M - 1);
   await small.whenIdle();
   t.same(small.stats.tasks, 1, 'and the next only when it has been taken');
   await small.next();
   await small.whenIdle();
-  t.same(small.stats, { tasks: 2, outstanding: 4, reusedChunks: 3 });
+  t.same(small.stats, { tasks: 2, outstanding: 4, reusedBuffers: 1 });
   t.throws(() => openBatchStream(options({ prefetch: 0 })), /prefetch must be >= 1/);
 });
 

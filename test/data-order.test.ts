@@ -135,6 +135,42 @@ t.test('a cursor is plain JSON and the planner reports it', async (t) => {
   t.same(planner.cursor, { epoch: 2, batch: 3 * M });
 });
 
+t.test('chunk positions by arithmetic agree with counting the spans of every block', async (t) => {
+  let bad = 0;
+  let cases = 0;
+  for (const shards of [1, 2, 5, 17, 33]) {
+    for (const last of [1024, 500, 20]) {
+      const l: ShardLayout = { shards, shardTokens: 1024, tokens: (shards - 1) * 1024 + last };
+      for (const [groups, shuffleShards, batch, spanWindows] of [[1, 4, 3, 7], [2, 3, 5, 5], [1, 16, 8, 9], [3, 2, 2, 20]]) {
+        if (shards < groups) continue;
+        for (const shardSet of partitionShards(l, { groups, sameData: false })) {
+          let order: DataOrder;
+          try {
+            order = new DataOrder({ layout: l, shards: shardSet, window: 16, batch, seed: 3, group: 0, shuffleShards, spanWindows });
+          } catch {
+            continue; // fewer spans than one chunk
+          }
+          cases++;
+          const epochOrder = order.shardOrder(2);
+          let chunks = 0;
+          for (let b = 0; b < order.blockCount; b++) {
+            const spans = order.blockShards(epochOrder, b).reduce((n, s) => n + Math.floor(order.windowsIn(s) / spanWindows), 0);
+            if (order.chunkStart(b) !== chunks) bad++;
+            chunks += Math.floor(spans / batch);
+            if (order.blockShards(epochOrder, b).length > shuffleShards) bad++;
+          }
+          if (chunks !== order.chunksPerEpoch || order.chunkStart(order.blockCount) !== chunks) bad++;
+          for (let c = 0; c < chunks; c++) {
+            const b = order.blockOfChunk(c);
+            if (order.chunkStart(b) > c || order.chunkStart(b + 1) <= c) bad++;
+          }
+        }
+      }
+    }
+  }
+  t.equal(bad, 0, `${cases} orders checked`);
+});
+
 t.test('the automatic span length: long spans that waste few windows', async (t) => {
   const big: ShardLayout = { shards: 1679, shardTokens: 65536, tokens: 110e6 };
   const order = new DataOrder({ layout: big, shards: partitionShards(big, { groups: 2, sameData: false })[0], window: 32, batch: 32, seed: 1, group: 0 });

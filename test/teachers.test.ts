@@ -73,6 +73,7 @@ t.test('with alpha = 0 each group trains exactly as an independent run on its sh
     window: config.model.window,
     seed: config.seed,
     prefetch: config.reader.prefetch,
+    spanWindows: config.reader.spanWindows,
   });
   t.teardown(async () => {
     stream.close();

@@ -83,7 +83,10 @@ export const checkpointSchema = z.strictObject({
 
 export const readerSchema = z.strictObject({
   threads: int(1).max(64).default(1).describe('reader worker threads'),
-  prefetch: int(1).default(4).describe('batches read ahead per consumer (bounded: a slow consumer never grows memory)'),
+  prefetch: int(1).default(64)
+    .describe('chunks (B spans of spanWindows windows: that many batches each) read ahead per group, a shuffle block at a time; at most max(prefetch, one block) are held, so a slow consumer never grows memory'),
+  spanWindows: int(0).default(0)
+    .describe('consecutive windows of one shard read as one span (a row continues across that many batches); 0 = automatic: spans of 1024-2048 tokens that waste the fewest windows'),
 });
 
 export const configSchema = z.strictObject({

@@ -2,9 +2,9 @@
  * The batch stream of one group: its data order (order.ts) read ahead by the shared reader pool.
  *
  * A read task is one shuffle block: the worker reads each of its shards once and moves back its chunks (B spans of M
- * windows each, in the corpus dtype). The stream cuts batch k of a chunk on this thread, one widening copy of T+1
- * tokens a row into the batch's own Int32Array (about 1 us for 32 rows of 33 tokens), and hands the chunk's buffer
- * to a later task once its M batches are cut.
+ * windows each, in the corpus dtype) in one buffer. The stream cuts batch k of a chunk on this thread, one widening
+ * copy of T+1 tokens a row into the batch's own Int32Array (about 1.5 us for 32 rows of 33 tokens), and hands the
+ * task's buffer to a later task once all its batches are cut.
  *
  * Bounded prefetch, counted in chunks: a block is read while the chunks in flight or buffered stay within `prefetch`
  * (or when none are, if one block holds more), so a consumer that stops pulling stops the reading and memory stays
@@ -32,7 +32,7 @@ export type { DataCursor } from './order.js';
 export { ReaderError, ReaderPool, createReaderPool } from './reader-pool.js';
 export { readValidationWindows } from './validation.js';
 
-/** Chunks read ahead by default: two blocks at the default T = 32, B = 32 and 64Ki-token shards (31 chunks each). */
+/** Chunks read ahead by default: two blocks at the default T = 32, B = 32 and 64Ki-token shards (29-31 chunks each). */
 export const DEFAULT_PREFETCH = 64;
 
 /** Recycled batch buffers kept at most: a consumer holds a few batches at a time. */
@@ -85,7 +85,8 @@ interface Task {
   plan: Pick<BlockTask, 'epoch' | 'firstChunk' | 'chunks'>;
   /** Settles (never rejects) when the reply has been unpacked into `chunks`, or has failed with `error`. */
   done: Promise<void>;
-  buffers?: ArrayBuffer[];
+  buffer?: ArrayBuffer;
+  /** Views of `buffer`, one per chunk. */
   chunks?: TokenArray[];
   error?: Error;
   /** The chunk being cut (index into `chunks`) and its next batch. */
@@ -105,15 +106,15 @@ export class BatchStream {
   /** Chunks issued to the pool whose batches have not all been handed to the consumer. */
   private outstanding = 0;
   private issuedTasks = 0;
-  private reusedChunks = 0;
+  private reusedBuffers = 0;
   private failure: Error | undefined;
   private closed = false;
   /** The chain of pulls that had to wait, and how many of them are still waiting. */
   private pulling: Promise<unknown> = Promise.resolve();
   private waiting = 0;
-  // Spent buffers, reused instead of fresh allocations: chunks and span lists go back to the pool with later tasks;
-  // batch buffers (a set: a buffer recycled twice must not serve two batches) go to later batches.
-  private readonly freeChunks: ArrayBuffer[] = [];
+  // Spent buffers, reused instead of fresh allocations: task buffers and span lists go back to the pool with later
+  // tasks; batch buffers (a set: a buffer recycled twice must not serve two batches) go to later batches.
+  private readonly freeTasks: ArrayBuffer[] = [];
   private readonly freeSpans: Uint32Array[] = [];
   private readonly freeBatches = new Set<ArrayBuffer>();
 
@@ -176,11 +177,11 @@ export class BatchStream {
   }
 
   /**
-   * Counters for tests and benchmarks: read tasks sent so far, chunks in flight or buffered now, and spent chunk
-   * buffers sent back to be refilled.
+   * Counters for tests and benchmarks: read tasks sent so far, chunks in flight or buffered now, and tasks sent with
+   * a spent buffer to refill.
    */
-  get stats(): { tasks: number; outstanding: number; reusedChunks: number } {
-    return { tasks: this.issuedTasks, outstanding: this.outstanding, reusedChunks: this.reusedChunks };
+  get stats(): { tasks: number; outstanding: number; reusedBuffers: number } {
+    return { tasks: this.issuedTasks, outstanding: this.outstanding, reusedBuffers: this.reusedBuffers };
   }
 
   /** Resolves when no read of this stream is in flight. */
@@ -194,7 +195,7 @@ export class BatchStream {
     this.closed = true;
     await this.whenIdle();
     this.tasks.length = 0;
-    this.freeChunks.length = 0;
+    this.freeTasks.length = 0;
     this.freeSpans.length = 0;
     this.freeBatches.clear();
     if (this.ownsPool) await this.pool.destroy();
@@ -218,24 +219,28 @@ export class BatchStream {
   /** The head task's next batch if its chunks have arrived (and the stream is healthy), else undefined. */
   private takeReady(): TrainBatch | undefined {
     const task = this.tasks[0];
-    if (this.closed || this.failure || !task?.chunks || !task.buffers) return undefined;
+    if (this.closed || this.failure || !task?.chunks || !task.buffer) return undefined;
     const o = this.order;
     const m = o.spanWindows;
     const recycled = this.freeBatches.values().next();
     if (!recycled.done) this.freeBatches.delete(recycled.value);
-    const data = recycled.done ? new Int32Array(o.batch * (o.window + 1)) : new Int32Array(recycled.value);
+    // A buffer moved away after its recycling (detached) cannot serve: allocate instead.
+    const reuse = !recycled.done && recycled.value.byteLength === this.batchBytes;
+    const data = reuse ? new Int32Array(recycled.value) : new Int32Array(o.batch * (o.window + 1));
     const k = task.k;
     widenBatch(task.chunks[task.chunk], o.spanTokens, o.batch, o.window, k, data);
     const { epoch } = task.plan;
     const index = (task.plan.firstChunk + task.chunk) * m + k;
     const cursor = index + 1 === o.batchesPerEpoch ? { epoch: epoch + 1, batch: 0 } : { epoch, batch: index + 1 };
     if (++task.k === m) {
-      // The chunk's batches are all cut: its buffer can take a later chunk.
-      this.freeChunks.push(task.buffers[task.chunk]);
       task.k = 0;
       task.chunk++;
       this.outstanding--;
-      if (task.chunk === task.chunks.length) this.tasks.shift();
+      if (task.chunk === task.chunks.length) {
+        // All the task's batches are cut: its buffer can take a later block.
+        this.tasks.shift();
+        this.freeTasks.push(task.buffer);
+      }
       this.issue();
     }
     return { data, rows: o.batch, cols: o.window + 1, group: this.group, epoch, index, cursor, spanWindow: k };
@@ -249,8 +254,8 @@ export class BatchStream {
       (this.outstanding === 0 || this.outstanding + this.planner.nextChunks <= this.prefetch)
     ) {
       const plan = this.planner.next(this.freeSpans.pop());
-      const out = this.freeChunks.splice(0, plan.chunks);
-      this.reusedChunks += out.length;
+      const out = this.freeTasks.pop();
+      if (out) this.reusedBuffers++;
       const reply = this.pool.read({
         type: 'read',
         corpusPath: this.corpusPath,
@@ -261,6 +266,7 @@ export class BatchStream {
         shards: plan.shards,
         spans: plan.spans,
         out,
+        reserveChunks: this.order.maxBlockChunks,
       });
       const task: Task = { plan, done: Promise.resolve(), chunk: 0, k: plan.skip };
       // Unpack the reply as soon as it arrives; a failure waits for the pull that reaches this task.
@@ -280,14 +286,15 @@ export class BatchStream {
 
   private unpack(task: Task, reply: ChunksReply): void {
     const length = this.order.batch * this.order.spanTokens;
-    if (reply.data.length !== task.plan.chunks || reply.cols !== this.order.spanTokens) {
-      task.error = new ReaderError(`reader replied ${reply.data.length} chunks of ${reply.cols} tokens a row, ` +
+    if (reply.chunks !== task.plan.chunks || reply.cols !== this.order.spanTokens) {
+      task.error = new ReaderError(`reader replied ${reply.chunks} chunks of ${reply.cols} tokens a row, ` +
         `not ${task.plan.chunks} of ${this.order.spanTokens}`);
       return;
     }
     this.freeSpans.push(reply.spans);
-    task.buffers = reply.data;
-    task.chunks = reply.data.map((b) => (reply.dtype === 'uint16' ? new Uint16Array(b, 0, length) : new Uint32Array(b, 0, length)));
+    task.buffer = reply.data;
+    const Tokens = reply.dtype === 'uint16' ? Uint16Array : Uint32Array;
+    task.chunks = Array.from({ length: reply.chunks }, (_, c) => new Tokens(reply.data, c * length * Tokens.BYTES_PER_ELEMENT, length));
   }
 }
 

@@ -15,7 +15,7 @@
  *  - every window of the group's shards comes at most once per epoch. Dropped are the windows of a shard before its
  *    phase and after its last whole span (fewer than M a shard) and the spans of a block past its last whole chunk
  *    (fewer than B a block), a different set each epoch; `droppedWindows` counts them and the automatic M
- *    (`spanWindows` 0) keeps them few (0.05% at the default T = 32, B = 32, 64Ki-token shards);
+ *    (`spanWindows` 0) keeps them few (under 0.2% at the default T = 32, B = 32, 64Ki-token shards);
  *  - memory is one shard permutation (4 bytes per shard of the group) and one block of span ids: nothing is ever
  *    materialised over all windows, so a 6e11-token corpus needs no change.
  * The split's last shard, the one that may be short, always sits at the end of the last block, so that every epoch
@@ -92,6 +92,8 @@ interface Geometry {
   chunksBig: number;
   chunksLast: number;
   chunks: number;
+  /** The most chunks of any block. */
+  maxChunks: number;
 }
 
 export class DataOrder {
@@ -178,6 +180,11 @@ export class DataOrder {
   /** Blocks in an epoch. */
   get blockCount(): number {
     return this.geometry.count;
+  }
+
+  /** The most chunks a block (hence a reader task) holds. */
+  get maxBlockChunks(): number {
+    return this.geometry.maxChunks;
   }
 
   /** Position in the epoch's shard order of block `block`'s first shard (block = blockCount: the end). */
@@ -277,8 +284,10 @@ export class DataOrder {
     const lastSpans = n === 0 ? 0 : (lastSize - 1) * fullSpans + Math.floor(this.windowsIn(this.shards.at(n - 1)) / m);
     const chunksLast = Math.floor(lastSpans / B);
     const bigBefore = n - lastSize - (count - 1) * small;
-    const chunks = (count - 1 - bigBefore) * chunksSmall + bigBefore * chunksBig + chunksLast;
-    return { spanWindows: m, fullSpans, count, small, chunksSmall, chunksBig, chunksLast, chunks };
+    const smallBefore = count - 1 - bigBefore;
+    const chunks = smallBefore * chunksSmall + bigBefore * chunksBig + chunksLast;
+    const maxChunks = Math.max(chunksLast, bigBefore > 0 ? chunksBig : 0, smallBefore > 0 ? chunksSmall : 0);
+    return { spanWindows: m, fullSpans, count, small, chunksSmall, chunksBig, chunksLast, chunks, maxChunks };
   }
 
   /**
@@ -332,8 +341,8 @@ export class SpanPlanner {
     const o = this.o;
     const block = o.blockOfChunk(this.chunk);
     const chunks = o.chunkStart(block + 1) - this.chunk;
-    const need = 2 * chunks * o.batch;
-    const list = spans && spans.length >= need ? spans : new Uint32Array(need);
+    // A new list has room for the largest block, so that it can serve every later task.
+    const list = spans && spans.length >= 2 * chunks * o.batch ? spans : new Uint32Array(2 * o.maxBlockChunks * o.batch);
     o.planBlock(this.epoch, this.order, block, this.chunk - o.chunkStart(block), list);
     const task: BlockTask = {
       epoch: this.epoch, block, firstChunk: this.chunk, chunks, skip: this.skip,

@@ -90,9 +90,9 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
     } else {
       await ensureCorpus(config);
       const secs = (performance.now() - started) / 1000;
-      const eta = spentCost > 0 ? `, experiment ETA ${duration(((total - doneCost) * secs) / spentCost)}` : '';
+      const eta = spentCost > 0 ? `, ETA ${duration(((total - doneCost) * secs) / spentCost)}` : '';
       const pct = Math.round((100 * doneCost) / total);
-      write(`${head}: ${exists ? 'resuming from its newest checkpoint' : 'starting'} (${pct}% of the experiment's work done${eta})`);
+      write(`${head}: ${exists ? 'resuming from its newest checkpoint' : 'starting'} (${pct}% of the queued arms' work done${eta})`);
       const run = startRun({ config, resume: exists ? dir : undefined });
       watchRun(run.events$, config, `arm ${i + 1}/${count}`);
       await run.done;

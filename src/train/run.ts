@@ -159,6 +159,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         seed: config.seed,
         cursor: resumed?.groups[g]?.cursor,
         prefetch: config.reader.prefetch,
+        spanWindows: config.reader.spanWindows,
       });
       closers.push(async () => stream.close());
 
