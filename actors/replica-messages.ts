@@ -12,10 +12,14 @@ export interface ModelState {
   optimizer: { name: string; shape: number[]; data: Float32Array }[];
 }
 
-/** The teachers' averaged prediction for this replica's rows, dense [P, C] or its top-k entries. */
-export type TeacherTarget =
+/**
+ * The teachers' averaged prediction for this replica's rows, dense [S, C] or its top-k entries [S, k], at S positions:
+ * every position, or only `positions` (sorted indices into the rows' P positions) when distill.positionFraction < 1.
+ */
+export type TeacherTarget = (
   | { kind: 'dense'; values: Float32Array }
-  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array };
+  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array }
+) & { positions?: Int32Array };
 
 export type ReplicaRequest =
   | {

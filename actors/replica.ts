@@ -40,9 +40,16 @@ interface Replica {
 
 let self: Replica | undefined;
 
-function teacherTensor(t: TeacherTarget, positions: number, classes: number): tf.Tensor2D {
-  if (t.kind === 'dense') return tf.tensor2d(t.values, [positions, classes]);
-  return denseFromTopK(t.indices, t.probs, positions, t.k, classes);
+/** The teacher target as a dense [P, C] tensor, and the row mask when only some positions carry one. */
+function teacherTensors(t: TeacherTarget, positions: number, classes: number): { teacher: tf.Tensor2D; mask?: tf.Tensor2D } {
+  const rows = t.positions?.length ?? positions;
+  const values = t.kind === 'dense' ? tf.tensor2d(t.values, [rows, classes]) : denseFromTopK(t.indices, t.probs, rows, t.k, classes);
+  if (!t.positions) return { teacher: values };
+  const at = tf.tensor2d(t.positions, [rows, 1], 'int32');
+  return {
+    teacher: tf.scatterND(at, values, [positions, classes]) as tf.Tensor2D,
+    mask: tf.scatterND(at, tf.fill([rows, 1], positions / rows), [positions, 1]) as tf.Tensor2D,
+  };
 }
 
 type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
@@ -58,10 +65,11 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   const { value, grads } = tf.tidy(() =>
     tf.variableGrads(() => {
       const logits = r.model.logits(batch);
-      const teacher = req.teacher && req.alpha > 0 ? teacherTensor(req.teacher, r.model.positions(req.rows), r.model.classes) : undefined;
+      const target = req.teacher && req.alpha > 0 ? teacherTensors(req.teacher, r.model.positions(req.rows), r.model.classes) : undefined;
       const loss = codistillLoss(logits, r.model.labels(batch), {
         smoothing: r.labelSmoothing,
-        teacher,
+        teacher: target?.teacher,
+        teacherMask: target?.mask,
         alpha: req.alpha,
         kind: r.distillKind,
       });

@@ -18,7 +18,7 @@ export type TeacherRequest =
   | { type: 'load'; id: number; slot: string; weights: Float32Array }
   | { type: 'drop'; id: number; slot: string }
   /** Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. */
-  | { type: 'predict'; id: number; slots: string[]; batch: BatchData; output: 'probs' | 'logits'; topK: number }
+  | { type: 'predict'; id: number; slots: string[]; batch: BatchData; output: 'probs' | 'logits'; topK: number; positions?: Int32Array }
   /** Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities). */
   | { type: 'evaluate'; id: number; slots: string[]; batch: BatchData; chunkRows: number }
   /** Disagreement between the ensemble of slots `a` and the ensemble of slots `b` on the same windows. */

@@ -23,16 +23,17 @@ function modelOf(slot: string): Model {
 }
 
 /** Averaged probabilities (or logits) of the slots on a batch, [P, C]. Call inside tidy. */
-function averaged(models: Model[], batch: Batch, output: 'probs' | 'logits'): tf.Tensor2D {
-  const parts = models.map((m) => (output === 'probs' ? tf.softmax(m.logits(batch)) : m.logits(batch)));
+function averaged(models: Model[], batch: Batch, output: 'probs' | 'logits', at?: tf.Tensor1D): tf.Tensor2D {
+  const parts = models.map((m) => (output === 'probs' ? tf.softmax(m.logits(batch, at)) : m.logits(batch, at)));
   return (parts.length === 1 ? parts[0] : tf.addN(parts).div(parts.length)) as tf.Tensor2D;
 }
 
 function predict(req: Extract<TeacherRequest, { type: 'predict' }>): { target: TeacherTarget; transfer: ArrayBufferLike[] } {
   const models = req.slots.map(modelOf);
+  const at = () => (req.positions ? tf.tensor1d(req.positions, 'int32') : undefined);
   if (req.topK > 0) {
     const [values, indices] = tf.tidy(() => {
-      const top = tf.topk(averaged(models, req.batch, req.output), req.topK);
+      const top = tf.topk(averaged(models, req.batch, req.output, at()), req.topK);
       return [top.values.div(top.values.sum(1, true)), top.indices];
     });
     const probs = values.dataSync() as Float32Array;
@@ -40,7 +41,7 @@ function predict(req: Extract<TeacherRequest, { type: 'predict' }>): { target: T
     tf.dispose([values, indices]);
     return { target: { kind: 'topk', k: req.topK, indices: idx, probs }, transfer: [idx.buffer, probs.buffer] };
   }
-  const out = tf.tidy(() => averaged(models, req.batch, req.output));
+  const out = tf.tidy(() => averaged(models, req.batch, req.output, at()));
   const values = out.dataSync() as Float32Array;
   out.dispose();
   return { target: { kind: 'dense', values }, transfer: [values.buffer] };

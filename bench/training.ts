@@ -6,7 +6,7 @@
  * issue 3: tokens/s of a 1-replica group (batch B), a 2-replica group (batch 2B), and two independent 1-replica
  *          groups side by side (the hardware's ceiling for 2 threads); the share of step time outside tfjs compute.
  * issue 4: step time of 2 groups with distillation on from the first step, against the same 2 groups without it
- *          (the teachers' overhead), with full and top-k teacher targets.
+ *          (the teachers' overhead), with full and top-k teacher targets, and distilling a quarter of the positions.
  */
 import { existsSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -64,7 +64,8 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
     arms.push(await arm('2 independent groups side by side', ['groups=2', 'replicas=1', 'distill.alpha=0']));
     arms.push(await arm('2 groups codistilling', ['groups=2', 'replicas=1', 'distill.burnIn=0']));
     arms.push(await arm('2 groups codistilling, top-64 targets', ['groups=2', 'replicas=1', 'distill.burnIn=0', 'distill.topK=64']));
-    const [one, two, sideBySide, distill, topk] = arms;
+    arms.push(await arm('2 groups codistilling, 1/4 of positions', ['groups=2', 'replicas=1', 'distill.burnIn=0', 'distill.positionFraction=0.25']));
+    const [one, two, sideBySide, distill, topk, quarter] = arms;
     return {
       arms,
       ratios: {
@@ -73,6 +74,7 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
         'outside-compute share of a 2-replica step (< 0.1)': two.outsideShare,
         'teacher overhead: codistilling / plain step time - 1 (< 0.25)': distill.stepMs / sideBySide.stepMs - 1,
         'teacher overhead with top-64 targets': topk.stepMs / sideBySide.stepMs - 1,
+        'teacher overhead distilling 1/4 of positions': quarter.stepMs / sideBySide.stepMs - 1,
       },
     };
   } finally {

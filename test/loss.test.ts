@@ -1,6 +1,6 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
-import { codistillLoss, denseFromTopK, distillLoss, distillWeight, taskLoss } from '../src/train/loss.js';
+import { codistillLoss, denseFromTopK, distilledPositions, distillLoss, distillWeight, taskLoss } from '../src/train/loss.js';
 
 await tf.setBackend('cpu');
 
@@ -118,4 +118,31 @@ t.test('with mse on logits the fused loss keeps the stock gradient of the mse te
   const b = tf.valueAndGrad(fused)(logits);
   t.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-5);
   t.ok(tf.max(tf.abs(a.grad.sub(b.grad))).dataSync()[0] < 1e-6);
+});
+
+t.test('distilling a subset of positions averages the term over exactly those positions', async (t) => {
+  const labels = tf.tensor1d([1, 2], 'int32');
+  const teacherRow = tf.tensor2d([[0.1, 0.1, 0.8]]);
+  // Only position 1 carries a teacher target: the term is CE(teacher, q_1), and row 0 gets no distillation gradient.
+  const dense = tf.tensor2d([
+    [0, 0, 0],
+    [0.1, 0.1, 0.8],
+  ]);
+  const mask = tf.tensor2d([[0], [2]]);
+  const fused = (x: tf.Tensor) => codistillLoss(x as tf.Tensor2D, labels, { smoothing: 0, teacher: dense, teacherMask: mask, alpha: 0.5, kind: 'ce' }).total;
+  const reference = (x: tf.Tensor) =>
+    taskLoss(x as tf.Tensor2D, labels).add(distillLoss((x as tf.Tensor2D).slice([1, 0], [1, 3]), teacherRow, 'ce').mul(0.5)) as tf.Scalar;
+  const a = tf.valueAndGrad(reference)(logits);
+  const b = tf.valueAndGrad(fused)(logits);
+  t.ok(Math.abs(a.value.dataSync()[0] - b.value.dataSync()[0]) < 1e-5, 'value');
+  t.ok(tf.max(tf.abs(a.grad.sub(b.grad))).dataSync()[0] < 1e-6, 'gradient');
+});
+
+t.test('distilled positions are strided per row and rotate so that every position gets its turn', async (t) => {
+  t.equal(distilledPositions(2, 8, 1, 5), undefined, 'fraction 1: all positions');
+  t.same(Array.from(distilledPositions(2, 8, 0.25, 0)!), [0, 4, 8, 12]);
+  t.same(Array.from(distilledPositions(2, 8, 0.25, 3)!), [3, 7, 11, 15]);
+  const seen = new Set<number>();
+  for (let s = 0; s < 4; s++) for (const p of distilledPositions(3, 10, 0.25, s)!) seen.add(p);
+  t.equal(seen.size, 30, 'over k steps every position is distilled');
 });

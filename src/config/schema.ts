@@ -67,6 +67,8 @@ export const distillSchema = z.strictObject({
   loss: z.enum(['ce', 'mse-logits']).default('ce')
     .describe('distillation term: cross-entropy to the averaged teacher probabilities, or MSE between logits'),
   topK: int(0).default(0).describe('send only the top-k teacher probabilities per position, renormalised (0 = all)'),
+  positionFraction: z.number().gt(0).max(1).default(1)
+    .describe('share of each window\'s positions that carry the distillation term (strided, the offset moving every step); the teachers compute only those, cutting their cost'),
   sameData: z.boolean().default(false).describe('every group reads the same shards instead of disjoint ones'),
   labelSmoothing: fraction.default(0).describe('label smoothing of the task loss (a baseline, usually with groups = 1)'),
 });

@@ -18,7 +18,8 @@ const CONFIG = {
   background: 'white',
   font: FONT,
   axis: { labelFontSize: 12, titleFontSize: 13, grid: true, gridColor: '#e6e6e6' },
-  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 420, orient: 'bottom', columns: 2, symbolStrokeWidth: 3 },
+  // Legend symbols as thick opaque strokes: a band layer would otherwise lend them its pale fill.
+  legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 420, orient: 'bottom', columns: 2, symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 },
   title: { fontSize: 15, anchor: 'start' as const, subtitleFontSize: 12, subtitleColor: '#555' },
   view: { stroke: '#ccc' },
   range: { category: ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf', '#bcbd22'] },
@@ -112,7 +113,7 @@ export function lossVsStepsSpec(series: readonly Series[], targets: readonly num
       {
         data: { values: rows },
         mark: { type: 'errorband', extent: 'stdev', opacity: 0.18, clip: true },
-        encoding: { x: { field: 'step', type: 'quantitative', title: 'training steps (per group)', scale: { domainMin: 0 } }, y, color: { ...color, legend: null } },
+        encoding: { x: { field: 'step', type: 'quantitative', title: 'training steps (per group)', scale: { domainMin: 0 } }, y, color },
       },
       {
         data: { values: rows },

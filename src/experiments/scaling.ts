@@ -16,6 +16,7 @@ import { lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
 import { Report, cell } from './report.js';
 import {
   armsTable,
+  computeToTargetTable,
   deepestCommonTarget,
   finalTable,
   ratio,
@@ -143,6 +144,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   report.text('## All arms\n');
   report.table(stepsToTargetTable(summaries));
   report.table(timeToTargetTable(summaries));
+  report.table(computeToTargetTable(summaries));
   report.table(finalTable(summaries, s.steps));
   await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), 'Validation cross-entropy against training steps, every arm');
   await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, every arm');

@@ -9,7 +9,7 @@ import { type ExperimentContext, type ExperimentOutcome, preamble } from './cont
 import { crossing, finalValue, formatSpread } from './curves.js';
 import { dotsWithSpreadSpec, lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
 import { Report } from './report.js';
-import { armsTable, deepestCommonTarget, finalTable, stepsToTargetTable, summarise, targetsAbove, timeToTargetTable } from './summary.js';
+import { armsTable, computeToTargetTable, deepestCommonTarget, finalTable, stepsToTargetTable, summarise, targetsAbove, timeToTargetTable } from './summary.js';
 
 export const intervalName = (k: number): string => (k === 0 ? 'never' : String(k));
 const intervalLabel = (k: number): string => (k === 0 ? 'codistillation, never exchange' : `codistillation, exchange every ${k}`);
@@ -60,6 +60,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
   });
   report.table(stepsToTargetTable(summaries));
   report.table(timeToTargetTable(summaries));
+  report.table(computeToTargetTable(summaries));
   report.table(finalTable(summaries, s.steps));
 
   const categories = [...s.intervals.map(intervalName), 'alpha = 0'];

@@ -21,6 +21,8 @@ export interface SeriesSummary {
   final: Spread;
   seconds: Spread;
   toTarget: TargetSummary[];
+  /** Training windows one step of this series consumes, over all its groups (groups x batch per group). */
+  windowsPerStep: number;
 }
 
 export function summarise(s: Series, targets: readonly number[]): SeriesSummary {
@@ -30,6 +32,7 @@ export function summarise(s: Series, targets: readonly number[]): SeriesSummary 
     seeds: s.results.map((r) => r.arm.seed),
     final: spread(s.results.map((r) => finalValue(r.curve, s.measure))),
     seconds: spread(s.results.map((r) => r.curve.seconds)),
+    windowsPerStep: s.results[0] ? s.results[0].arm.config.groups * s.results[0].arm.config.optim.batch : NaN,
     toTarget: targets.map((target) => {
       const hits = s.results.map((r) => crossing(r.curve, s.measure, target));
       return { target, steps: spread(hits.map((h) => h?.step)), seconds: spread(hits.map((h) => h?.seconds)) };
@@ -64,6 +67,19 @@ export function timeToTargetTable(rows: readonly SeriesSummary[], name = 'time-t
     title: 'Wall-clock seconds of training to each target on this machine, mean ± sd over seeds',
     header: ['arm', ...(rows[0]?.toTarget ?? []).map((t) => `≤ ${t.target.toFixed(3)}`)],
     rows: rows.map((r) => [r.name, ...r.toTarget.map((t) => formatSpread(t.seconds, 1))]),
+  };
+}
+
+/** Steps to target times the windows a step consumes: compare arms at equal training compute, not equal steps. */
+export function computeToTargetTable(rows: readonly SeriesSummary[], name = 'compute-to-target'): ReportTable {
+  const scaled = (x: Spread, k: number): Spread => ({ ...x, mean: x.mean * k, sd: x.sd * k, min: x.min * k, max: x.max * k });
+  return {
+    name,
+    title:
+      'Training compute to each target: thousands of windows processed by all groups together (steps × groups × batch), ' +
+      'mean ± sd over seeds; a codistillation step also runs the teachers\' forward passes, not counted here',
+    header: ['arm', 'windows per step', ...(rows[0]?.toTarget ?? []).map((t) => `≤ ${t.target.toFixed(3)}`)],
+    rows: rows.map((r) => [r.name, String(r.windowsPerStep), ...r.toTarget.map((t) => formatSpread(scaled(t.steps, r.windowsPerStep / 1000), 1))]),
   };
 }
 

@@ -110,10 +110,9 @@ export class Group {
     const k = this.replicas.length;
     const { batch } = input;
     const rows = batch.rows / k;
-    const perRow = input.positionsPerRow * input.classes;
     const replies = await this.all((c, r) => {
       const data = k === 1 ? batch.data : batch.data.slice(r * rows * batch.cols, (r + 1) * rows * batch.cols);
-      const teacher = input.teacher && sliceTeacher(input.teacher, r, k, rows * input.positionsPerRow, rows * perRow);
+      const teacher = input.teacher && sliceTeacher(input.teacher, r, k, rows * input.positionsPerRow, input.classes);
       const transfer: ArrayBufferLike[] = [data.buffer];
       if (teacher) transfer.push(...teacherBuffers(teacher));
       return c.request(
@@ -205,15 +204,19 @@ function toRunError(err: unknown): RunError {
   return new RunError((err as Error).message ?? String(err));
 }
 
-function sliceTeacher(t: TeacherTarget, r: number, k: number, positions: number, values: number): TeacherTarget {
+/** Replica r's share of a teacher target: its rows' positions, renumbered from the replica's first row. */
+function sliceTeacher(t: TeacherTarget, r: number, k: number, positions: number, classes: number): TeacherTarget {
   if (k === 1) return t;
-  if (t.kind === 'dense') return { kind: 'dense', values: t.values.slice(r * values, (r + 1) * values) };
-  const n = positions * t.k;
-  return { kind: 'topk', k: t.k, indices: t.indices.slice(r * n, (r + 1) * n), probs: t.probs.slice(r * n, (r + 1) * n) };
+  // Every row has the same number of distilled positions, so a replica's entries are one contiguous range.
+  const n = t.positions ? t.positions.length / k : positions;
+  const part = t.positions ? { positions: t.positions.slice(r * n, (r + 1) * n).map((p) => p - r * positions) } : {};
+  if (t.kind === 'dense') return { kind: 'dense', values: t.values.slice(r * n * classes, (r + 1) * n * classes), ...part };
+  return { kind: 'topk', k: t.k, indices: t.indices.slice(r * n * t.k, (r + 1) * n * t.k), probs: t.probs.slice(r * n * t.k, (r + 1) * n * t.k), ...part };
 }
 
 function teacherBuffers(t: TeacherTarget): ArrayBufferLike[] {
-  return t.kind === 'dense' ? [t.values.buffer] : [t.indices.buffer, t.probs.buffer];
+  const own = t.kind === 'dense' ? [t.values.buffer] : [t.indices.buffer, t.probs.buffer];
+  return t.positions ? [...own, t.positions.buffer] : own;
 }
 
 function unique(buffers: ArrayBufferLike[]): ArrayBufferLike[] {

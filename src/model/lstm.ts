@@ -108,7 +108,7 @@ export class LstmLanguageModel implements Model {
     return rows * this.window;
   }
 
-  logits(batch: Batch): tf.Tensor2D {
+  logits(batch: Batch, at?: tf.Tensor1D): tf.Tensor2D {
     const { rows: B } = batch;
     const T = this.window;
     let x: tf.Tensor2D = embeddingLookup(this.embedding as tf.Tensor2D, this.timeMajorInputs(batch)) as tf.Tensor2D;
@@ -122,7 +122,8 @@ export class LstmLanguageModel implements Model {
     if (this.carryState) this.keepState(final);
     // [T*B, H] time-major -> [B*T, H] row-major, then the one big projection onto the vocabulary.
     const rowMajor = tf.reshape(tf.transpose(tf.reshape(x, [T, B, this.hidden]), [1, 0, 2]), [B * T, this.hidden]) as tf.Tensor2D;
-    return affine(rowMajor, this.outputKernel, this.outputBias);
+    // Gathering rows is forward-only here (its gradient would need UnsortedSegmentSum, which wasm lacks).
+    return affine(at ? (tf.gather(rowMajor, at) as tf.Tensor2D) : rowMajor, this.outputKernel, this.outputBias);
   }
 
   labels(batch: Batch): tf.Tensor1D {

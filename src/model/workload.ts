@@ -22,8 +22,11 @@ export interface Model {
   readonly classes: number;
   /** Trainable variables in a fixed order: gradients, all-reduce buffers and snapshots all use this order. */
   readonly variables: readonly tf.Variable[];
-  /** Logits [positions, classes]. Call inside tf.tidy. */
-  logits(batch: Batch): tf.Tensor2D;
+  /**
+   * Logits [positions, classes]; with `at` (int32 position indices), only those rows: forward passes that need no
+   * gradient (teachers) then skip most of the output layer. Call inside tf.tidy.
+   */
+  logits(batch: Batch, at?: tf.Tensor1D): tf.Tensor2D;
   /** Labels [positions] (int32). Call inside tf.tidy. */
   labels(batch: Batch): tf.Tensor1D;
   /** Positions a batch of `rows` rows predicts (B*T for the language model). */

@@ -41,6 +41,22 @@ export function denseFromTopK(indices: Int32Array, probs: Float32Array, position
   return tf.scatterND(tf.tensor2d(coords, [positions * k, 2], 'int32'), tf.tensor1d(probs), [positions, classes]) as tf.Tensor2D;
 }
 
+/**
+ * The positions that carry the distillation term at `step` when only `fraction` of them do: every k-th position of
+ * each row (k = round(1/fraction)), starting at step mod k, so that over k steps every position is distilled.
+ * Undefined means all positions.
+ */
+export function distilledPositions(rows: number, perRow: number, fraction: number, step: number): Int32Array | undefined {
+  const k = Math.round(1 / fraction);
+  if (k <= 1) return undefined;
+  const offset = step % k;
+  const each = offset < perRow ? Math.ceil((perRow - offset) / k) : 0;
+  const out = new Int32Array(rows * each);
+  let i = 0;
+  for (let r = 0; r < rows; r++) for (let p = offset; p < perRow; p += k) out[i++] = r * perRow + p;
+  return out;
+}
+
 /** The distillation weight at a step: 0 during burn-in, then a linear ramp to alpha over `ramp` steps. */
 export function distillWeight(step: number, d: { alpha: number; burnIn: number; ramp: number }): number {
   if (step < d.burnIn) return 0;
@@ -53,6 +69,11 @@ export interface CodistillLossOptions {
   smoothing: number;
   /** The teachers' averaged probabilities (ce) or logits (mse-logits), [P, C]; absent during burn-in. */
   teacher?: tf.Tensor2D;
+  /**
+   * [P, 1]: P/S for the S positions that carry a teacher target, 0 elsewhere (distill.positionFraction < 1); the
+   * teacher's other rows must be zero. The distillation term is then the mean over those S positions.
+   */
+  teacherMask?: tf.Tensor2D;
   alpha: number;
   kind: DistillKind;
 }
@@ -75,19 +96,22 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
   const ceTeacher = o.teacher && o.kind === 'ce' && o.alpha > 0 ? o.teacher : undefined;
   let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
   if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
-  const weight = 1 + (ceTeacher ? o.alpha : 0);
+  // Rows without a teacher target get no distillation gradient; rows with one are scaled so the term averages them.
+  const scaledTeacher = ceTeacher && o.teacherMask ? ceTeacher.mul(o.teacherMask) : ceTeacher;
+  const weight: tf.Tensor | number = !ceTeacher ? 1 : o.teacherMask ? o.teacherMask.mul(o.alpha).add(1) : 1 + o.alpha;
   // Everything the gradient pulls the student toward, in one [P, C] target.
-  const pull = ceTeacher ? target.add(ceTeacher.mul(o.alpha)) : target;
+  const pull = scaledTeacher ? target.add(scaledTeacher.mul(o.alpha)) : target;
   let probs: tf.Tensor2D | undefined;
   const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const q = tf.softmax(x);
     probs = tf.keep(q);
     // Saved tensors outlive the forward pass's tidy; a closure over `pull` would see it disposed.
-    save([q, pull]);
+    save([q, pull, typeof weight === 'number' ? tf.scalar(weight) : weight]);
     return {
       value: tf.scalar(0),
-      gradFunc: (dy: tf.Scalar, [savedQ, savedPull]: tf.Tensor[]) => tf.mul(dy, savedQ.mul(weight).sub(savedPull).div(positions)),
+      gradFunc: (dy: tf.Scalar, [savedQ, savedPull, savedWeight]: tf.Tensor[]) =>
+        tf.mul(dy, savedQ.mul(savedWeight).sub(savedPull).div(positions)),
     };
   });
   const fused = fusedCrossEntropy(logits) as tf.Scalar;
@@ -98,11 +122,13 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
   let total = fused.add(task) as tf.Scalar;
   let distill: tf.Scalar = tf.scalar(0);
   if (ceTeacher) {
-    distill = tf.neg(tf.sum(ceTeacher.mul(logq))).div(positions) as tf.Scalar;
+    distill = tf.neg(tf.sum(scaledTeacher!.mul(logq))).div(positions) as tf.Scalar;
     total = total.add(distill.mul(o.alpha));
   } else if (o.teacher && o.kind === 'mse-logits' && o.alpha > 0) {
     // MSE on logits keeps tfjs's own gradient: it is cheap and has no softmax.
-    distill = distillLoss(logits, o.teacher, 'mse-logits');
+    distill = o.teacherMask
+      ? (tf.squaredDifference(logits, o.teacher).mul(o.teacherMask).mean() as tf.Scalar)
+      : distillLoss(logits, o.teacher, 'mse-logits');
     total = total.add(distill.mul(o.alpha));
   }
   return { total, task, distill };

@@ -12,6 +12,7 @@ import { actorFile } from '../util/paths.js';
 import type { TeacherTarget } from '../../actors/replica-messages.js';
 import type { TeacherReply, TeacherRequest } from '../../actors/teacher-messages.js';
 import type { Published, SnapshotBoard } from './board.js';
+import { distilledPositions } from './loss.js';
 
 export type TeacherClient = ActorClient<TeacherRequest, TeacherReply>;
 
@@ -49,7 +50,8 @@ export class TeacherPool {
 
   /** The averaged prediction of the other groups' snapshots for group `group`'s batch at `step`. */
   async predict(group: number, step: number, batch: Batch): Promise<TeacherResult> {
-    const { mode, exchangeEvery, loss, topK } = this.config.distill;
+    const { mode, exchangeEvery, loss, topK, positionFraction } = this.config.distill;
+    const positions = distilledPositions(batch.rows, this.config.model.window, positionFraction, step);
     // Copy the tokens now: the batch's own buffer moves to the student's replica while we wait for snapshots.
     const data = batch.data.slice();
     const others = [...Array(this.config.groups).keys()].filter((j) => j !== group);
@@ -72,11 +74,12 @@ export class TeacherPool {
         batch: { data, rows: batch.rows, cols: batch.cols },
         output: loss === 'ce' ? 'probs' : 'logits',
         topK,
+        positions,
       },
       'predicted',
       [data.buffer],
     );
-    return { target: reply.target, snapshotSteps: snapshots.map((s) => s.step) };
+    return { target: { ...reply.target, positions }, snapshotSteps: snapshots.map((s) => s.step) };
   }
 
   async close(): Promise<void> {
