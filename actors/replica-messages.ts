@@ -46,6 +46,8 @@ export type ReplicaRequest =
       data: Int32Array;
       rows: number;
       cols: number;
+      /** Whether each row continues the same row of the previous batch (model.carryState keeps its state then). */
+      continues: boolean;
       teacher?: TeacherTarget;
     }
   | { type: 'getState'; id: number; optimizer: boolean }

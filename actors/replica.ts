@@ -58,6 +58,7 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   if (req.step === r.faultAt) throw new Error(`injected fault at step ${req.step}`);
   const t0 = performance.now();
   const batch = { data: req.data, rows: req.rows, cols: req.cols };
+  if (!req.continues) r.model.resetState?.();
   const vars = r.model.variables;
   // Forward and backward. The loss parts are kept out of the tape's tidy so that they can be read afterwards.
   let task: tf.Scalar | undefined;

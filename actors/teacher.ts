@@ -101,7 +101,8 @@ async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; trans
       if (!spec) throw new Error('teacher used before init');
       let m = slots.get(req.slot);
       if (!m) {
-        m = buildModel({ config: spec.model, classes: spec.classes, seed: 0 });
+        // Teachers see each batch once, out of any stream: they never carry LSTM state between batches.
+        m = buildModel({ config: { ...spec.model, carryState: false }, classes: spec.classes, seed: 0 });
         slots.set(req.slot, m);
       }
       flatToWeights(req.weights, m.variables);

@@ -60,7 +60,7 @@ t.test('a run that fails mid-way and resumes ends bitwise identical to one never
   t.same(resumed.losses, reference.losses, 'and the same final validation losses');
 });
 
-t.test('top-k teachers, async exchange, mse on logits, 3 groups and distilling a share of positions all train', async (t) => {
+t.test('top-k teachers, async exchange, mse on logits, 3 groups, a share of positions and carried LSTM state all train', async (t) => {
   const dir = t.testdir();
   for (const [name, extra] of [
     ['topk', ['distill.topK=8']],
@@ -68,6 +68,7 @@ t.test('top-k teachers, async exchange, mse on logits, 3 groups and distilling a
     ['mse', ['distill.loss=mse-logits', 'distill.alpha=0.1']],
     ['three', ['groups=3', 'distill.ramp=4']],
     ['some-positions', ['replicas=2', 'distill.positionFraction=0.25', 'distill.topK=16']],
+    ['carry-state', ['model.carryState=true']],
   ] as const) {
     const summary = await train({ config: await tinyConfig(dir, name, [...settings, ...extra]) });
     t.ok(summary.losses.every(Number.isFinite), `${name}: finite validation losses`);

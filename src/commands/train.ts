@@ -73,7 +73,8 @@ export function summaryTable(summary: RunSummary, config: Config): string {
   if (summary.losses.length > 1) rows.push(['ensemble', summary.ensembleLoss.toFixed(4), Math.exp(summary.ensembleLoss).toFixed(1)]);
   return (
     formatTable(['model', 'val loss (nats/token)', 'perplexity'], rows) +
-    `\n${config.steps} steps in ${summary.seconds.toFixed(1)} s, ${Math.round(summary.tokensPerSecond).toLocaleString()} training tokens/s; run folder ${summary.runDir}\n`
+    `\n${config.steps} steps in ${summary.trainingSeconds.toFixed(1)} s of training (${summary.seconds.toFixed(1)} s in all), ` +
+    `${Math.round(summary.tokensPerSecond).toLocaleString()} tokens/s; run folder ${summary.runDir}\n`
   );
 }
 

@@ -40,7 +40,7 @@ export const modelSchema = z.strictObject({
   layerNorm: z.boolean().default(false).describe('layer-normalise each LSTM layer output (as the paper did)'),
   window: int(2).default(32).describe('tokens per training window (truncated back-propagation length T)'),
   carryState: z.boolean().default(false)
-    .describe('carry the LSTM state across consecutive windows of a stream instead of starting at zero'),
+    .describe('carry the LSTM state across consecutive windows of a span (a batch row continues the previous one) instead of starting at zero; teachers always start at zero'),
 });
 
 export const optimSchema = z.strictObject({

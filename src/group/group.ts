@@ -34,22 +34,16 @@ export interface GroupStepInput {
   lr: number;
   alpha: number;
   batch: Batch;
+  /** Whether the batch's rows continue those of the previous step (for model.carryState). */
+  continues?: boolean;
   /** Positions each batch row predicts (so teacher targets split with the rows). */
   positionsPerRow: number;
   classes: number;
   teacher?: TeacherTarget;
 }
 
-export interface GroupStepResult {
-  step: number;
-  loss: number;
-  taskLoss: number;
-  distillLoss: number;
-  gradNorm: number;
-  /** Slowest replica's compute and reduce time (ms). */
-  computeMs: number;
-  reduceMs: number;
-}
+/** The group's step: losses averaged over replicas; compute and reduce times of the slowest replica (ms). */
+export type GroupStepResult = Omit<StepReply, 'type' | 'id'>;
 
 type ReplicaClient = ActorClient<ReplicaRequest, ReplicaReply>;
 
@@ -116,7 +110,7 @@ export class Group {
       const transfer: ArrayBufferLike[] = [data.buffer];
       if (teacher) transfer.push(...teacherBuffers(teacher));
       return c.request(
-        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, data, rows, cols: batch.cols, teacher },
+        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, data, rows, cols: batch.cols, continues: input.continues ?? false, teacher },
         'stepped',
         unique(transfer),
       );

@@ -29,6 +29,8 @@ export interface Model {
   logits(batch: Batch, at?: tf.Tensor1D): tf.Tensor2D;
   /** Labels [positions] (int32). Call inside tf.tidy. */
   labels(batch: Batch): tf.Tensor1D;
+  /** Forgets state carried between batches (model.carryState), when the next batch's rows do not continue. */
+  resetState?(): void;
   /** Positions a batch of `rows` rows predicts (B*T for the language model). */
   positions(rows: number): number;
   dispose(): void;

@@ -45,6 +45,9 @@ export interface RunSummary {
   losses: number[];
   ensembleLoss: number;
   evals: EvalEvent[];
+  /** Wall time of the training steps alone (without starting the actors and the final evaluation). */
+  trainingSeconds: number;
+  /** Training tokens of all groups per second of `trainingSeconds`. */
   tokensPerSecond: number;
 }
 
@@ -188,7 +191,8 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         const alpha = target ? distillWeight(s, config.distill) : 0;
         const lr = learningRate(config.optim, s, config.steps);
 
-        const r = await group.step({ step: s, lr, alpha, batch, positionsPerRow: T, classes, teacher: target?.target });
+        const continues = batch.spanWindow > 0 && s > startStep;
+        const r = await group.step({ step: s, lr, alpha, batch, continues, positionsPerRow: T, classes, teacher: target?.target });
 
         const doneSteps = s + 1;
         log({
@@ -227,7 +231,9 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
       }
     };
 
+    const trainingStarted = Date.now();
     await Promise.all(groups.map((_, g) => trainGroup(g)));
+    const trainingSeconds = (Date.now() - trainingStarted) / 1000;
     await evaluator.drain();
     await checkpoints.drain();
 
@@ -242,7 +248,8 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
       losses: last?.losses ?? [],
       ensembleLoss: last?.ensembleLoss ?? NaN,
       evals,
-      tokensPerSecond: tokens / seconds,
+      trainingSeconds,
+      tokensPerSecond: tokens / trainingSeconds,
     };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
