@@ -60,21 +60,6 @@ t.test('a run that fails mid-way and resumes ends bitwise identical to one never
   t.same(resumed.losses, reference.losses, 'and the same final validation losses');
 });
 
-t.test('top-k teachers, async exchange, mse on logits, 3 groups, a share of positions and carried LSTM state all train', async (t) => {
-  const dir = t.testdir();
-  for (const [name, extra] of [
-    ['topk', ['distill.topK=8']],
-    ['async', ['distill.mode=async']],
-    ['mse', ['distill.loss=mse-logits', 'distill.alpha=0.1']],
-    ['three', ['groups=3', 'distill.ramp=4']],
-    ['some-positions', ['replicas=2', 'distill.positionFraction=0.25', 'distill.topK=16']],
-    ['carry-state', ['model.carryState=true']],
-  ] as const) {
-    const summary = await train({ config: await tinyConfig(dir, name, [...settings, ...extra]) });
-    t.ok(summary.losses.every(Number.isFinite), `${name}: finite validation losses`);
-  }
-});
-
 t.test('a diverging run stops with a clear error and keeps its earlier checkpoints intact', async (t) => {
   const dir = t.testdir();
   const set = [...settings, 'groups=1', 'optim.lr=1e30', 'optim.clipNorm=0', 'optim.optimizer=momentum', 'checkpoint.every=1'];

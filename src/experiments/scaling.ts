@@ -133,10 +133,16 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
       return [String(r.from), String(r.to), cell(r.target, 3), r.ratio ? `${r.ratio.value.toFixed(2)} ± ${r.ratio.sd.toFixed(2)}` : 'n/a', sp(at(r.from)), sp(at(r.to))];
     }),
   });
+  // A later doubling that pays again means the pause at L may be seed noise or a poorly scaled rate, not a limit.
+  const later = limit.ratios.filter((r) => r.from > L && r.ratio && r.ratio.value < s.limitRatio);
+  const caution = later.length
+    ? ` **Caution:** a later doubling paid again (${later.map((r) => `${r.from} → ${r.to}: ratio ${r.ratio!.value.toFixed(2)} ± ${r.ratio!.sd.toFixed(2)}`).join('; ')}), ` +
+      'so this limit is not robust at this number of seeds: read the comparisons below as at a pause in sync SGD\'s gains, not past its limit.'
+    : '';
   report.text(
     limit.saturated
       ? `**Limit batch: ${L}.** Doubling it cut the steps to target by less than ${Math.round(100 * (1 - s.limitRatio))}%, ` +
-          'so the codistillation arms run 2 groups at this batch each.'
+          `so the codistillation arms run 2 groups at this batch each.${caution}`
       : `**No limit within the sweep:** every doubling up to ${L} still cut the steps to target by more than ` +
           `${Math.round(100 * (1 - s.limitRatio))}%. The alternatives run at the largest batch, ${L}; ` +
           'this is the regime where PAPER.md warns that codistillation at batch b can lose to sync SGD at 2b.',
