@@ -7,7 +7,7 @@ import { Group } from '../src/group/group.js';
 import { SnapshotBoard } from '../src/train/board.js';
 import { learningRate } from '../src/train/optim.js';
 import { groupSeed, train } from '../src/train/run.js';
-import { TeacherPool } from '../src/train/teachers.js';
+import { startTeacherActor, TeacherPool } from '../src/train/teachers.js';
 import { randomBatch } from './helpers/batches.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
@@ -87,4 +87,26 @@ t.test('with alpha = 0 each group trains exactly as an independent run on its sh
   const { weights } = await alone.state(false);
   t.ok(sameBits(weights, inRun[1]), 'group 1 of the run = group 1 trained alone, bit for bit');
   t.notOk(sameBits(inRun[0], inRun[1]), 'and the two groups are different models');
+});
+
+t.test('the teacher actor keeps its tensor count flat across predictions and evaluations', async (t) => {
+  const config = loadConfig({ preset: 'tiny', set: ['backend=wasm'] });
+  const classes = 64;
+  const actor = await startTeacherActor('teacher under test', config, classes);
+  t.teardown(() => actor.close());
+  const group = await Group.start({ group: 0, replicas: 1, backend: 'wasm', model: config.model, classes, seed: 3, optim: DEFAULTS.optim, distillLoss: 'ce', labelSmoothing: 0 });
+  const { weights } = await group.state(false);
+  await group.close();
+  await actor.request({ type: 'load', id: 0, slot: 'g0', weights: weights.slice() }, 'ok');
+  await actor.request({ type: 'load', id: 0, slot: 'g1', weights: weights.slice() }, 'ok');
+  const T = config.model.window;
+  const use = async (seed: number) => {
+    const b = randomBatch(seed, 6, T + 1, classes);
+    await actor.request({ type: 'predict', id: 0, slots: ['g0', 'g1'], batch: b, output: 'probs', topK: 4, positions: new Int32Array([1, 5, 9]) }, 'predicted');
+    await actor.request({ type: 'evaluate', id: 0, slots: ['g0', 'g1'], batch: randomBatch(seed + 1, 6, T + 1, classes), chunkRows: 4 }, 'evaluated');
+  };
+  await use(1);
+  const before = (await actor.request({ type: 'tensors', id: 0 }, 'tensors')).tensors;
+  for (let s = 2; s < 8; s++) await use(s);
+  t.equal((await actor.request({ type: 'tensors', id: 0 }, 'tensors')).tensors, before);
 });

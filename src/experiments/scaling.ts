@@ -154,7 +154,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   report.table(finalTable(summaries, s.steps));
   await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), 'Validation cross-entropy against training steps, every arm');
   await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, every arm');
-  report.text(findings(summaries, syncSummaries, batches, L, labels, limit));
+  report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0));
   report.write({ experiment: 'scaling', budget: ctx.budgetName, targets, limit, summaries });
   return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
 }
@@ -166,6 +166,7 @@ function findings(
   L: number,
   labels: Record<'codistill' | 'independent' | 'ensemble' | 'smoothing', string>,
   limit: Limit,
+  fragileLimit: boolean,
 ): string {
   const find = (name: string) => rows.find((r) => r.name === name)!;
   const codi = find(labels.codistill);
@@ -194,6 +195,12 @@ function findings(
       "twice the hardware the way the paper's groups did; its wall time is an upper bound of what separate machines would show, " +
       'and a codistillation step also pays the teachers\' forward passes.',
   );
+  if (fragileLimit) {
+    lines.push(
+      '- The limit is fragile: a larger batch than the limit cut the steps again, so the arms at the limit may sit at a ' +
+        'pause in sync SGD\'s gains rather than past its limit; more seeds (or the `full` budget) are needed to place it.',
+    );
+  }
   if (!limit.saturated) {
     lines.push(
       '- The sweep never reached the sync-SGD limit, so this run does not test the paper\'s claim (which is about the regime past ' +
