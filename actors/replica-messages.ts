@@ -4,7 +4,7 @@
  */
 import type { Config, ModelConfig, OptimConfig } from '../src/config/schema.js';
 import type { GroupMemoryInit } from '../src/group/memory.js';
-import type { DistillKind } from '../src/train/loss.js';
+import type { DistillKind, TeacherTarget } from '../src/train/loss.js';
 
 /** A model's full trainable state: weights flattened in variable order, and the optimizer's slots. */
 export interface ModelState {
@@ -12,14 +12,7 @@ export interface ModelState {
   optimizer: { name: string; shape: number[]; data: Float32Array }[];
 }
 
-/**
- * The teachers' averaged prediction for this replica's rows, dense [S, C] or its top-k entries [S, k], at S positions:
- * every position, or only `positions` (sorted indices into the rows' P positions) when distill.positionFraction < 1.
- */
-export type TeacherTarget = (
-  | { kind: 'dense'; values: Float32Array }
-  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array }
-) & { positions?: Int32Array };
+export type { TeacherTarget };
 
 export type ReplicaRequest =
   | {

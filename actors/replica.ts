@@ -11,7 +11,7 @@ import { initBackend } from '../src/backend.js';
 import { GroupMemory } from '../src/group/memory.js';
 import { buildModel } from '../src/model/build.js';
 import type { Model } from '../src/model/workload.js';
-import { codistillLoss, denseFromTopK, type DistillKind } from '../src/train/loss.js';
+import { codistillLoss, type DistillKind } from '../src/train/loss.js';
 import {
   clipByGlobalNorm,
   createOptimizer,
@@ -24,7 +24,7 @@ import {
   weightsToFlat,
 } from '../src/train/optim.js';
 import { serveActor } from '../src/util/actor.js';
-import type { ReplicaReply, ReplicaRequest, TeacherTarget } from './replica-messages.js';
+import type { ReplicaReply, ReplicaRequest } from './replica-messages.js';
 
 interface Replica {
   group: number;
@@ -40,18 +40,6 @@ interface Replica {
 
 let self: Replica | undefined;
 
-/** The teacher target as a dense [P, C] tensor, and the row mask when only some positions carry one. */
-function teacherTensors(t: TeacherTarget, positions: number, classes: number): { teacher: tf.Tensor2D; mask?: tf.Tensor2D } {
-  const rows = t.positions?.length ?? positions;
-  const values = t.kind === 'dense' ? tf.tensor2d(t.values, [rows, classes]) : denseFromTopK(t.indices, t.probs, rows, t.k, classes);
-  if (!t.positions) return { teacher: values };
-  const at = tf.tensor2d(t.positions, [rows, 1], 'int32');
-  return {
-    teacher: tf.scatterND(at, values, [positions, classes]) as tf.Tensor2D,
-    mask: tf.scatterND(at, tf.fill([rows, 1], positions / rows), [positions, 1]) as tf.Tensor2D,
-  };
-}
-
 type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
 
 function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'stepped' }> {
@@ -66,11 +54,9 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   const { value, grads } = tf.tidy(() =>
     tf.variableGrads(() => {
       const logits = r.model.logits(batch);
-      const target = req.teacher && req.alpha > 0 ? teacherTensors(req.teacher, r.model.positions(req.rows), r.model.classes) : undefined;
       const loss = codistillLoss(logits, r.model.labels(batch), {
         smoothing: r.labelSmoothing,
-        teacher: target?.teacher,
-        teacherMask: target?.mask,
+        teacher: req.teacher,
         alpha: req.alpha,
         kind: r.distillKind,
       });

@@ -166,7 +166,7 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     'churn',
     barsSpec({
       title: 'Prediction churn between retrains',
-      subtitle: 'bar: mean over pairs of retrains; error bar: ± 1 sd; dots: pairs. Lower is more reproducible.',
+      subtitle: 'bar: mean over pairs of retrains; black: ± 1 sd; grey dots: pairs; lower is more reproducible',
       rows: churn.flatMap((c) => c.pairs.flatMap((p) => [
         { category: c.label, panel: panels[0], value: p.totalVariation },
         { category: c.label, panel: panels[1], value: p.top1Disagreement },

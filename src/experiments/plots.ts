@@ -148,10 +148,11 @@ export function lossVsTimeSpec(series: readonly Series[], targets: readonly numb
   } as TopLevelSpec;
 }
 
-/** One panel per metric: a dot at the mean per category, an error bar for ± 1 sd, a grey tick per seed. */
+/** One panel per metric: a dot at the mean per category, an error bar for ± 1 sd, a small grey dot per seed. */
 export function dotsWithSpreadSpec(opts: {
   title: string;
-  subtitle: string;
+  /** Lines under the title (several short lines: Vega over-estimates the width of one long line without a canvas). */
+  subtitle: string | string[];
   rows: readonly { category: string; panel: string; value: number }[];
   categories: readonly string[];
   categoryTitle: string;
@@ -161,17 +162,21 @@ export function dotsWithSpreadSpec(opts: {
   return {
     title: { text: opts.title, subtitle: opts.subtitle },
     hconcat: opts.panels.map((panel) => ({
-      width: 260,
-      height: 260,
+      width: 340,
+      height: 280,
       data: { values: finite.filter((r) => r.panel === panel) },
-      encoding: { x: { field: 'category', type: 'ordinal', sort: opts.categories, title: opts.categoryTitle, axis: { labelAngle: 0 } } },
-      layer: [
-        {
-          mark: { type: 'errorbar', extent: 'stdev', ticks: true },
-          encoding: { y: { field: 'value', type: 'quantitative', title: panel, scale: { zero: false } } },
+      encoding: {
+        x: {
+          field: 'category', type: 'ordinal', title: opts.categoryTitle,
+          // Every category keeps its place, even one without a value in this panel (a target never reached).
+          scale: { domain: [...opts.categories] },
+          axis: { labelAngle: 0, labelExpr: "split(datum.label, ' ')" },
         },
-        { mark: { type: 'point', filled: true, size: 80, color: '#d62728' }, encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } } },
-        { mark: { type: 'tick', color: '#999', thickness: 1 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
+      },
+      layer: [
+        { mark: { type: 'errorbar', extent: 'stdev', ticks: { color: '#111', size: 14 }, color: '#111', thickness: 2 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel, scale: { zero: false } } } },
+        { mark: { type: 'point', filled: true, size: 25, color: '#999', xOffset: 10 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
+        { mark: { type: 'point', filled: true, size: 90, color: '#d62728' }, encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } } },
       ],
     })),
   } as TopLevelSpec;
@@ -196,11 +201,14 @@ export function barsSpec(opts: {
       },
       layer: [
         {
-          mark: { type: 'bar', color: '#4c78a8', opacity: 0.85 },
+          mark: { type: 'bar', color: '#9ecae1' },
           encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } },
         },
-        { mark: { type: 'errorbar', extent: 'stdev', ticks: true }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
-        { mark: { type: 'point', filled: true, color: '#222', size: 30 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
+        {
+          mark: { type: 'errorbar', extent: 'stdev', ticks: { color: '#111', size: 14 }, color: '#111', thickness: 2 },
+          encoding: { y: { field: 'value', type: 'quantitative', title: panel } },
+        },
+        { mark: { type: 'point', filled: true, color: '#444', size: 25, xOffset: 22 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
       ],
     })),
   } as TopLevelSpec;

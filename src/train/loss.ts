@@ -28,19 +28,6 @@ export function distillLoss(logits: tf.Tensor2D, teacher: tf.Tensor2D, kind: Dis
   return tf.neg(tf.sum(teacher.mul(tf.logSoftmax(logits)), 1)).mean() as tf.Scalar;
 }
 
-/** Rebuilds a dense [P, C] teacher distribution from its top-k entries (indices and renormalised probabilities). */
-export function denseFromTopK(indices: Int32Array, probs: Float32Array, positions: number, k: number, classes: number): tf.Tensor2D {
-  const coords = new Int32Array(positions * k * 2);
-  for (let p = 0; p < positions; p++) {
-    for (let j = 0; j < k; j++) {
-      const o = (p * k + j) * 2;
-      coords[o] = p;
-      coords[o + 1] = indices[p * k + j];
-    }
-  }
-  return tf.scatterND(tf.tensor2d(coords, [positions * k, 2], 'int32'), tf.tensor1d(probs), [positions, classes]) as tf.Tensor2D;
-}
-
 /**
  * The positions that carry the distillation term at `step` when only `fraction` of them do: every k-th position of
  * each row (k = round(1/fraction)), starting at step mod k, so that over k steps every position is distilled.
@@ -64,16 +51,21 @@ export function distillWeight(step: number, d: { alpha: number; burnIn: number; 
   return d.alpha * Math.min(1, (step - d.burnIn + 1) / d.ramp);
 }
 
+/**
+ * The teachers' averaged prediction as it travels: dense [S, C] values or the top-k entries [S, k] of each of S
+ * positions, where S is every position or only `positions` (sorted indices) when distill.positionFraction < 1.
+ * Values are probabilities for the cross-entropy term, logits for mse-logits.
+ */
+export type TeacherTarget = (
+  | { kind: 'dense'; values: Float32Array }
+  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array }
+) & { positions?: Int32Array };
+
 export interface CodistillLossOptions {
   /** Label smoothing of the task term. */
   smoothing: number;
-  /** The teachers' averaged probabilities (ce) or logits (mse-logits), [P, C]; absent during burn-in. */
-  teacher?: tf.Tensor2D;
-  /**
-   * [P, 1]: P/S for the S positions that carry a teacher target, 0 elsewhere (distill.positionFraction < 1); the
-   * teacher's other rows must be zero. The distillation term is then the mean over those S positions.
-   */
-  teacherMask?: tf.Tensor2D;
+  /** Absent during burn-in. */
+  teacher?: TeacherTarget;
   alpha: number;
   kind: DistillKind;
 }
@@ -82,53 +74,105 @@ export interface CodistillLoss {
   /** task + alpha * distill: the scalar to differentiate. */
   total: tf.Scalar;
   task: tf.Scalar;
+  /** The distillation term: the mean over the positions that carry a teacher target. */
   distill: tf.Scalar;
 }
 
+/** [S*k, 2] (row, class) coordinates of a teacher target's entries, rows renumbered to the batch's positions. */
+function teacherCoordinates(t: TeacherTarget & { kind: 'topk' }, rows: number): Int32Array {
+  const coords = new Int32Array(rows * t.k * 2);
+  for (let s = 0; s < rows; s++) {
+    const row = t.positions ? t.positions[s] : s;
+    for (let j = 0; j < t.k; j++) {
+      coords[(s * t.k + j) * 2] = row;
+      coords[(s * t.k + j) * 2 + 1] = t.indices[s * t.k + j];
+    }
+  }
+  return coords;
+}
+
+/** The teacher target as a dense [P, C] tensor times `scale` (zero rows where no target), built in one scatter. */
+function denseTeacher(t: TeacherTarget, positions: number, classes: number, scale: number): tf.Tensor2D {
+  const rows = t.positions?.length ?? positions;
+  if (t.kind === 'topk') {
+    const coords = teacherCoordinates(t, rows);
+    return tf.scatterND(tf.tensor2d(coords, [rows * t.k, 2], 'int32'), tf.tensor1d(t.probs).mul(scale), [positions, classes]) as tf.Tensor2D;
+  }
+  const values = tf.tensor2d(t.values, [rows, classes]).mul(scale) as tf.Tensor2D;
+  if (!t.positions) return values;
+  return tf.scatterND(tf.tensor2d(t.positions, [rows, 1], 'int32'), values, [positions, classes]) as tf.Tensor2D;
+}
+
+/** Mean over the target's S positions of -sum_c t_c log q_c, read off the student's probabilities q (no gradient). */
+function teacherCrossEntropy(t: TeacherTarget, q: tf.Tensor2D): tf.Scalar {
+  const classes = q.shape[1];
+  const rows = t.positions?.length ?? q.shape[0];
+  const log = (x: tf.Tensor) => tf.log(x.maximum(1e-30));
+  if (t.kind === 'topk') {
+    const coords = teacherCoordinates(t, rows);
+    const flat = new Int32Array(rows * t.k);
+    for (let i = 0; i < flat.length; i++) flat[i] = coords[2 * i] * classes + coords[2 * i + 1];
+    const picked = tf.gather(q.reshape([-1]), tf.tensor1d(flat, 'int32'));
+    return tf.neg(tf.sum(tf.tensor1d(t.probs).mul(log(picked)))).div(rows) as tf.Scalar;
+  }
+  const qRows = t.positions ? tf.gather(q, tf.tensor1d(t.positions, 'int32')) : q;
+  return tf.neg(tf.sum(tf.tensor2d(t.values, [rows, classes]).mul(log(qRows)))).div(rows) as tf.Scalar;
+}
+
 /**
- * The whole training loss in one softmax (the replicas' hot path). Both cross-entropy terms share the student's
- * probabilities q, and their gradient is closed-form: d/dlogits [CE(y', q) + alpha * CE(teacher, q)]
- * = ((1 + alpha) q - y' - alpha * teacher) / P. tfjs's taped logSoftmax gradient costs several exp passes over the
- * [P, C] logits on wasm; this costs one softmax. The values equal taskLoss/distillLoss (tested).
+ * The whole training loss in one softmax (the replicas' hot path).
+ *
+ * Both cross-entropy terms share the student's probabilities q, so their gradient is closed-form:
+ *   d/dlogits [CE(y', q) + alpha * mean over the S distilled positions of CE(t, q)]
+ *     = (q * (1 + alpha * P/S * m) - y' - alpha * P/S * t) / P,      m = 1 where a position carries a target.
+ * tfjs's taped logSoftmax gradient costs several exp passes over the [P, C] logits on wasm; this costs one softmax and
+ * a handful of elementwise passes. The reported values are read off q by gathers (O(P) and O(S*C)), not full passes.
+ * Values and gradients equal taskLoss/distillLoss (tested). MSE on logits keeps tfjs's own gradient.
  */
 export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: CodistillLossOptions): CodistillLoss {
   const [positions, classes] = logits.shape;
-  const ceTeacher = o.teacher && o.kind === 'ce' && o.alpha > 0 ? o.teacher : undefined;
+  const teacher = o.teacher && o.alpha > 0 ? o.teacher : undefined;
+  const ce = teacher && o.kind === 'ce' ? teacher : undefined;
+  const distilled = teacher?.positions?.length ?? positions;
   let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
   if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
-  // Rows without a teacher target get no distillation gradient; rows with one are scaled so the term averages them.
-  const scaledTeacher = ceTeacher && o.teacherMask ? ceTeacher.mul(o.teacherMask) : ceTeacher;
-  const weight: tf.Tensor | number = !ceTeacher ? 1 : o.teacherMask ? o.teacherMask.mul(o.alpha).add(1) : 1 + o.alpha;
-  // Everything the gradient pulls the student toward, in one [P, C] target.
-  const pull = scaledTeacher ? target.add(scaledTeacher.mul(o.alpha)) : target;
+  // Each distilled position's pull is weighted alpha * P/S, so that the term is a mean over the S positions.
+  const share = (o.alpha * positions) / distilled;
+  const pull = ce ? target.add(denseTeacher(ce, positions, classes, share)) : target;
+  const weight: tf.Tensor =
+    ce && ce.positions
+      ? tf.scatterND(tf.tensor2d(ce.positions, [distilled, 1], 'int32'), tf.fill([distilled, 1], share), [positions, 1]).add(1)
+      : tf.scalar(ce ? 1 + share : 1);
   let probs: tf.Tensor2D | undefined;
   const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
     const q = tf.softmax(x);
     probs = tf.keep(q);
     // Saved tensors outlive the forward pass's tidy; a closure over `pull` would see it disposed.
-    save([q, pull, typeof weight === 'number' ? tf.scalar(weight) : weight]);
+    save([q, pull, weight]);
     return {
       value: tf.scalar(0),
-      gradFunc: (dy: tf.Scalar, [savedQ, savedPull, savedWeight]: tf.Tensor[]) =>
-        tf.mul(dy, savedQ.mul(savedWeight).sub(savedPull).div(positions)),
+      gradFunc: (dy: tf.Scalar, [q, pull, weight]: tf.Tensor[]) => q.mul(weight).sub(pull).mul(dy.div(positions)),
     };
   });
   const fused = fusedCrossEntropy(logits) as tf.Scalar;
   // q was made inside the custom op, off the tape: values computed from it carry no gradient.
-  const logq = tf.log(probs!.maximum(1e-30));
+  const q = probs!;
+  const labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt());
+  const labelLogq = tf.log(tf.gather(q.reshape([-1]), labelIndex).maximum(1e-30));
+  let task = tf.neg(labelLogq.mean()) as tf.Scalar;
+  if (o.smoothing > 0) {
+    const uniform = tf.neg(tf.log(q.maximum(1e-30)).mean(1).mean());
+    task = task.mul(1 - o.smoothing).add(uniform.mul(o.smoothing)) as tf.Scalar;
+  }
+  let distill: tf.Scalar = ce ? teacherCrossEntropy(ce, q) : tf.scalar(0);
   tf.dispose(probs);
-  const task = tf.neg(tf.sum(target.mul(logq))).div(positions) as tf.Scalar;
-  let total = fused.add(task) as tf.Scalar;
-  let distill: tf.Scalar = tf.scalar(0);
-  if (ceTeacher) {
-    distill = tf.neg(tf.sum(scaledTeacher!.mul(logq))).div(positions) as tf.Scalar;
-    total = total.add(distill.mul(o.alpha));
-  } else if (o.teacher && o.kind === 'mse-logits' && o.alpha > 0) {
-    // MSE on logits keeps tfjs's own gradient: it is cheap and has no softmax.
-    distill = o.teacherMask
-      ? (tf.squaredDifference(logits, o.teacher).mul(o.teacherMask).mean() as tf.Scalar)
-      : distillLoss(logits, o.teacher, 'mse-logits');
+  let total = fused.add(task).add(distill.mul(ce ? o.alpha : 0)) as tf.Scalar;
+  if (teacher && o.kind === 'mse-logits') {
+    const dense = denseTeacher(teacher, positions, classes, 1);
+    const diff = tf.squaredDifference(logits, dense);
+    // Mean over the distilled positions (and classes): rows without a target are masked out.
+    distill = (teacher.positions ? diff.mul(tf.scatterND(tf.tensor2d(teacher.positions, [distilled, 1], 'int32'), tf.fill([distilled, 1], positions / distilled), [positions, 1])) : diff).mean() as tf.Scalar;
     total = total.add(distill.mul(o.alpha));
   }
   return { total, task, distill };
