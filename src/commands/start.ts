@@ -41,11 +41,11 @@ export function startTable(r: StartResult, config: Config): string {
   ];
   const c = r.codistill;
   const rows = [
-    ...c.losses.map((l, g) => row(`codistilled model ${g} (batch ${config.optim.batch})`, l, c.steps, c.seconds)),
-    row(`ensemble of the ${c.losses.length} codistilled models`, c.ensembleLoss, c.steps, c.seconds),
-    row(`sync SGD baseline (batch ${config.optim.batch * config.groups})`, r.baseline.losses[0], r.baseline.steps, r.baseline.seconds),
+    ...c.losses.map((l, g) => row(`codistilled model ${g} (batch ${config.optim.batch})`, l, c.steps, c.trainingSeconds)),
+    row(`ensemble of the ${c.losses.length} codistilled models`, c.ensembleLoss, c.steps, c.trainingSeconds),
+    row(`sync SGD baseline (batch ${config.optim.batch * config.groups})`, r.baseline.losses[0], r.baseline.steps, r.baseline.trainingSeconds),
   ];
-  return formatTable(['model', 'val loss (nats/token)', 'perplexity', 'steps', 'seconds'], rows);
+  return formatTable(['model', 'val loss (nats/token)', 'perplexity', 'steps', 'training s'], rows);
 }
 
 export async function startCommand(config: Config): Promise<StartResult> {
