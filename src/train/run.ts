@@ -109,7 +109,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
 
     const pool = createReaderPool(config.reader.threads);
     closers.push(() => pool.destroy());
-    const started = await Promise.allSettled(
+    const starting = await Promise.allSettled(
       Array.from({ length: n }, (_, g) =>
         Group.start({
           group: g,
@@ -125,9 +125,9 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
       ),
     );
     // Groups that did start are closed even when another failed to.
-    const groups = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const groups = starting.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     closers.push(() => Promise.all(groups.map((g) => g.close())).then(() => undefined));
-    const failedStart = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    const failedStart = starting.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failedStart) throw failedStart.reason;
     for (const f of opts.faults ?? []) await groups[f.group].injectFault(f.replica, f.atStep);
 
