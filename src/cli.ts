@@ -9,6 +9,7 @@ import { configCommand } from './commands/config.js';
 import { ingestCommand } from './commands/ingest.js';
 import { resumeConfig, trainCommand } from './commands/train.js';
 import { startCommand } from './commands/start.js';
+import { experimentCommand } from './commands/experiment.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -61,6 +62,18 @@ export function buildProgram(): Command {
   ).action(async (flags: ConfigFlags) => {
     await startCommand(resolveConfig(flags));
   });
+
+  program
+    .command('experiment')
+    .description("run one of the paper's experiments and write its report folder (re-running resumes it)")
+    .argument('<name>', 'scaling | staleness | churn')
+    .option('-b, --budget <name>', 'budget from config/experiments/ (test, quick, full) or a JSON file', 'quick')
+    .option('-o, --out <dir>', 'report folder (default: results/<name>/<budget>)')
+    .option('-s, --set <key=value>', 'override one config key of every arm (repeatable)', collect, [])
+    .option('--budget-set <key=value>', 'override one budget key, e.g. scaling.steps=400 (repeatable)', collect, [])
+    .action(async (name: string, flags: { budget: string; out?: string; set: string[]; budgetSet: string[] }) => {
+      await experimentCommand(name, flags);
+    });
 
   return program;
 }

@@ -5,7 +5,7 @@ import { summarise, targetsAbove } from '../src/experiments/summary.js';
 import { toCsv } from '../src/experiments/report.js';
 import type { RunEvent } from '../src/train/events.js';
 import type { ArmResult } from '../src/experiments/arms.js';
-import type { Config } from '../src/config/schema.js';
+import { type Config, DEFAULTS } from '../src/config/schema.js';
 
 const start = (fromStep: number, time: number): RunEvent =>
   ({ type: 'start', runId: 'r', runDir: 'r', backend: 'wasm', parameters: 1, config: {} as Config, fromStep, time }) as RunEvent;
@@ -62,7 +62,7 @@ t.test('spreads show the seeds that reached a target; targets sit above the refe
 
 t.test('the limit is the first batch whose doubling saves too few steps', async (t) => {
   const result = (seed: number, losses: number[]): ArmResult => ({
-    arm: { id: `x${seed}`, label: 'x', seed, config: {} as Config },
+    arm: { id: `x${seed}`, label: 'x', seed, config: DEFAULTS },
     runDir: '',
     curve: curveFromEvents([start(0, 0), ...losses.flatMap((l, i) => [step(10 * (i + 1), 1000 * (i + 1)), evalAt(10 * (i + 1), [l])])]),
   });
@@ -77,6 +77,7 @@ t.test('the limit is the first batch whose doubling saves too few steps', async 
   t.equal(limit.batch, 16);
   t.ok(limit.saturated);
   t.same(limit.ratios.map((r) => r.ratio?.value), [0.5, 1]);
+  t.equal(sync[0].windowsPerStep, DEFAULTS.groups * DEFAULTS.optim.batch, 'compute per step: groups x batch');
   t.notOk(findLimit([8, 16], sync.slice(0, 2), 0.85).saturated, 'still gaining: the largest batch, not saturated');
 });
 

@@ -7,7 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ingestCommand } from '../commands/ingest.js';
 import { watchRun } from '../commands/train.js';
@@ -47,11 +47,21 @@ function cost(c: Config): number {
   return c.steps * c.groups * c.optim.batch * c.model.window * (1 + teacher);
 }
 
-/** The saved config must be this arm's: a changed budget must not silently mix two experiments in one folder. */
+/**
+ * The saved config must be this arm's: a changed budget must not silently mix two experiments in one folder. The
+ * saved one is resolved by today's schema first, so a config key added since (with its default) is no difference;
+ * neither are the reader's threads and read-ahead.
+ */
 function checkSameConfig(dir: string, config: Config): void {
-  const saved = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Config;
-  const strip = (c: Config) => JSON.stringify({ ...c, runDir: '', name: '' });
-  if (strip(saved) !== strip(config)) {
+  let saved: Config | undefined;
+  try {
+    saved = validateConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+  } catch {
+    saved = undefined; // a key that no longer exists, or a value no longer allowed: not this arm's config
+  }
+  // Where the run lives and how many batches are read ahead change nothing it computes.
+  const strip = (c: Config) => JSON.stringify({ ...c, runDir: '', name: '', reader: { ...c.reader, threads: 0, prefetch: 0 } });
+  if (!saved || strip(saved) !== strip(config)) {
     throw new ConfigError(
       `${dir} holds a run with another config than this experiment's arm; ` +
         'use another --out folder, or delete that arm folder to train it again',

@@ -198,6 +198,6 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     `- Small scale: ${R} retrains give ${(R * (R - 1)) / 2} pair(s) per kind; the spread over so few pairs is itself uncertain.`,
   ];
   report.text(lines.join('\n') + '\n');
-  report.write({ experiment: 'churn', budget: ctx.budgetName, seeds, churn });
+  report.write({ experiment: 'churn', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, seeds, churn });
   return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
 }

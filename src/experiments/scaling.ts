@@ -139,10 +139,17 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     ? ` **Caution:** a later doubling paid again (${later.map((r) => `${r.from} → ${r.to}: ratio ${r.ratio!.value.toFixed(2)} ± ${r.ratio!.sd.toFixed(2)}`).join('; ')}), ` +
       'so this limit is not robust at this number of seeds: read the comparisons below as at a pause in sync SGD\'s gains, not past its limit.'
     : '';
+  // The ratio at the limit carries the seeds' spread: say so when it reaches below the threshold.
+  const atLimit = limit.ratios.find((r) => r.from === L)?.ratio;
+  const uncertain =
+    limit.saturated && atLimit && atLimit.value - 2 * atLimit.sd < s.limitRatio
+      ? ` The ratio at the limit, ${atLimit.value.toFixed(2)} ± ${atLimit.sd.toFixed(2)}, reaches below ${s.limitRatio} within 2 sd: ` +
+        'with this many seeds the limit\'s place is uncertain.'
+      : '';
   report.text(
     limit.saturated
       ? `**Limit batch: ${L}.** Doubling it cut the steps to target by less than ${Math.round(100 * (1 - s.limitRatio))}%, ` +
-          `so the codistillation arms run 2 groups at this batch each.${caution}`
+          `so the codistillation arms run 2 groups at this batch each.${uncertain}${caution}`
       : `**No limit within the sweep:** every doubling up to ${L} still cut the steps to target by more than ` +
           `${Math.round(100 * (1 - s.limitRatio))}%. The alternatives run at the largest batch, ${L}; ` +
           'this is the regime where PAPER.md warns that codistillation at batch b can lose to sync SGD at 2b.',
@@ -155,7 +162,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), 'Validation cross-entropy against training steps, every arm');
   await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, every arm');
   report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0));
-  report.write({ experiment: 'scaling', budget: ctx.budgetName, targets, limit, summaries });
+  report.write({ experiment: 'scaling', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, targets, limit, summaries });
   return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
 }
 

@@ -103,6 +103,6 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
       'harmless at scale; this does not test that.',
   );
   report.text(lines.join('\n') + '\n');
-  report.write({ experiment: 'staleness', budget: ctx.budgetName, targets, summaries });
+  report.write({ experiment: 'staleness', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, targets, summaries });
   return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
 }
