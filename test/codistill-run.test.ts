@@ -2,8 +2,9 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMetrics } from '../src/train/metrics.js';
+import { syncSnapshotStep } from '../streams/teacher-snapshot.js';
 import { startRun, train } from '../src/train/run.js';
-import type { StepEvent } from '../src/train/events.js';
+import type { ExchangeEvent, StepEvent } from '../src/train/events.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
 const settings = ['steps=12', 'distill.burnIn=2', 'distill.exchangeEvery=4', 'checkpoint.every=4', 'eval.every=6'];
@@ -26,8 +27,9 @@ t.test('a 2-group codistillation trains end to end and reports every model and t
   t.equal(steps.length, 24, 'every step of both groups is in metrics.jsonl');
   t.ok(steps.filter((s) => s.step <= 2).every((s) => s.alpha === 0 && s.staleness === undefined), 'burn-in: no distillation');
   t.ok(steps.filter((s) => s.step > 2).every((s) => s.alpha === 1 && s.distillLoss > 0), 'afterwards the distillation term is on');
-  // Sync mode, K = 4: the step that makes update s (0-based s = step - 1) uses snapshot floor(s/4)*4.
-  t.ok(steps.filter((s) => s.step > 2).every((s) => s.staleness === (s.step - 1) % 4), 'staleness follows the exchange interval');
+  // Sync mode, K = 4, burn-in 2: the step making update s (0-based s = step - 1) uses snapshot 2 until 4, then floor(s/4)*4.
+  t.ok(steps.filter((s) => s.step > 2).every((s) => s.staleness === s.step - 1 - syncSnapshotStep(s.step - 1, 4, 2)), 'staleness follows the exchange rule');
+  t.same(log.filter((e): e is ExchangeEvent => e.type === 'exchange' && e.group === 0).map((e) => e.step), [2, 4, 8, 12], 'exchanges at burn-in, then every 4 steps');
   t.ok(existsSync(join(run.runDir, 'config.json')));
   t.equal(JSON.parse(readFileSync(join(run.runDir, 'config.json'), 'utf8')).distill.exchangeEvery, 4, 'the resolved config is saved');
 });

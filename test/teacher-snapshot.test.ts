@@ -1,7 +1,7 @@
 import t, { type Test } from 'tap';
 import { ReplaySubject, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
-import { syncSnapshotStep, teacherSnapshot } from '../streams/teacher-snapshot.js';
+import { exchangeDue, syncSnapshotStep, teacherSnapshot } from '../streams/teacher-snapshot.js';
 
 const scheduler = (tt: Test) => new TestScheduler((actual, expected) => tt.same(actual, expected));
 const snap = (step: number) => ({ group: 1, step });
@@ -38,6 +38,31 @@ t.test('an exchange interval of 0 keeps the first snapshot forever', async (t) =
   t.equal(syncSnapshotStep(12345, 0), 0);
   t.equal(syncSnapshotStep(49, 50), 0);
   t.equal(syncSnapshotStep(50, 50), 50);
+});
+
+t.test('the first exchange happens when burn-in ends, so no student distils toward a random initialisation', async (t) => {
+  t.equal(syncSnapshotStep(149, 250, 150), 0, 'during burn-in nothing is distilled; the initial snapshot stands');
+  t.equal(syncSnapshotStep(150, 250, 150), 150, 'at the end of burn-in: that step\'s snapshot');
+  t.equal(syncSnapshotStep(249, 250, 150), 150);
+  t.equal(syncSnapshotStep(250, 250, 150), 250, 'then the regular exchanges');
+  t.equal(syncSnapshotStep(5000, 0, 150), 150, '"never" means never after the one at burn-in');
+  t.equal(syncSnapshotStep(120, 50, 100), 100, 'an interval exchange at or after burn-in takes over');
+  t.equal(syncSnapshotStep(160, 50, 100), 150);
+  t.ok(exchangeDue(150, 250, 150) && exchangeDue(250, 250, 150) && !exchangeDue(200, 250, 150), 'publishing follows the same rule');
+  t.ok(exchangeDue(150, 0, 150) && !exchangeDue(300, 0, 150));
+});
+
+t.test('sync: at burn-in the students wait for the burn-in snapshot', async (t) => {
+  scheduler(t).run(({ cold, hot, expectObservable }) => {
+    const published$ = hot('a---b-----c', { a: snap(0), b: snap(150), c: snap(250) });
+    const steps$ = cold('  -w-x--y--z', { w: 100, x: 150, y: 200, z: 260 });
+    expectObservable(steps$.pipe(teacherSnapshot(replayed(published$), 'sync', 250, 150))).toBe('-w--x-y---z', {
+      w: snap(0),
+      x: snap(150),
+      y: snap(150),
+      z: snap(250),
+    });
+  });
 });
 
 /** What the snapshot board does: late subscribers still see what was published before. */

@@ -61,9 +61,10 @@ export const distillSchema = z.strictObject({
   alpha: z.number().min(0).default(1).describe('weight of the distillation term'),
   burnIn: int(0).default(100).describe('steps with alpha = 0 before distillation starts'),
   ramp: int(0).default(0).describe('after burn-in, raise alpha linearly from 0 over this many steps'),
-  exchangeEvery: int(0).default(50).describe('steps between snapshot exchanges (0 = never exchange after the first)'),
+  exchangeEvery: int(0).default(50)
+    .describe('steps between snapshot exchanges; one more exchange happens when burn-in ends (0 = never after that one)'),
   mode: z.enum(['sync', 'async']).default('sync')
-    .describe('sync: teachers use the snapshot of step floor(s/K)*K, groups wait (deterministic); async: newest published'),
+    .describe('sync: teachers use the snapshot of the last exchange, floor(s/K)*K or the end of burn-in, groups wait (deterministic); async: newest published'),
   loss: z.enum(['ce', 'mse-logits']).default('ce')
     .describe('distillation term: cross-entropy to the averaged teacher probabilities, or MSE between logits'),
   topK: int(0).default(0).describe('send only the top-k teacher probabilities per position, renormalised (0 = all)'),

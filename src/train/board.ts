@@ -9,7 +9,7 @@
 import { firstValueFrom, type Observable, of, ReplaySubject } from 'rxjs';
 import { teacherSnapshot } from '../../streams/teacher-snapshot.js';
 
-export { syncSnapshotStep } from '../../streams/teacher-snapshot.js';
+export { exchangeDue, syncSnapshotStep } from '../../streams/teacher-snapshot.js';
 
 export interface Published {
   group: number;
@@ -40,12 +40,7 @@ export class SnapshotBoard {
   }
 
   /** The snapshot of `group` a teacher uses at `step` under the exchange rule (may wait, in sync mode). */
-  forStep(group: number, step: number, mode: 'sync' | 'async', exchangeEvery: number): Promise<Published> {
-    return firstValueFrom(of(step).pipe(teacherSnapshot(this.published$(group), mode, exchangeEvery)));
+  forStep(group: number, step: number, mode: 'sync' | 'async', exchangeEvery: number, burnIn: number): Promise<Published> {
+    return firstValueFrom(of(step).pipe(teacherSnapshot(this.published$(group), mode, exchangeEvery, burnIn)));
   }
-}
-
-/** Whether a group publishes a snapshot after finishing `done` updates. */
-export function exchangeDue(done: number, exchangeEvery: number): boolean {
-  return exchangeEvery > 0 && done % exchangeEvery === 0;
 }

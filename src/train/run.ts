@@ -218,7 +218,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
           time: Date.now(),
         });
 
-        const publish = n > 1 && exchangeDue(doneSteps, config.distill.exchangeEvery);
+        const publish = n > 1 && exchangeDue(doneSteps, config.distill.exchangeEvery, config.distill.burnIn);
         const evaluate = evalDue(doneSteps, config);
         const checkpoint = checkpointDue(doneSteps, config);
         if (!publish && !evaluate && !checkpoint) continue;

@@ -50,12 +50,12 @@ export class TeacherPool {
 
   /** The averaged prediction of the other groups' snapshots for group `group`'s batch at `step`. */
   async predict(group: number, step: number, batch: Batch): Promise<TeacherResult> {
-    const { mode, exchangeEvery, loss, topK, positionFraction } = this.config.distill;
+    const { mode, exchangeEvery, burnIn, loss, topK, positionFraction } = this.config.distill;
     const positions = distilledPositions(batch.rows, this.config.model.window, positionFraction, step);
     // Copy the tokens now: the batch's own buffer moves to the student's replica while we wait for snapshots.
     const data = batch.data.slice();
     const others = [...Array(this.config.groups).keys()].filter((j) => j !== group);
-    const snapshots: Published[] = await Promise.all(others.map((j) => this.board.forStep(j, step, mode, exchangeEvery)));
+    const snapshots: Published[] = await Promise.all(others.map((j) => this.board.forStep(j, step, mode, exchangeEvery, burnIn)));
     const actor = this.actors[group];
     for (const s of snapshots) {
       if (this.loaded[group][s.group] !== s.step) {
