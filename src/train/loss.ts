@@ -103,22 +103,6 @@ function denseTeacher(t: TeacherTarget, positions: number, classes: number, scal
   return tf.scatterND(tf.tensor2d(t.positions, [rows, 1], 'int32'), values, [positions, classes]) as tf.Tensor2D;
 }
 
-/** Mean over the target's S positions of -sum_c t_c log q_c, read off the student's probabilities q (no gradient). */
-function teacherCrossEntropy(t: TeacherTarget, q: tf.Tensor2D): tf.Scalar {
-  const classes = q.shape[1];
-  const rows = t.positions?.length ?? q.shape[0];
-  const log = (x: tf.Tensor) => tf.log(x.maximum(1e-30));
-  if (t.kind === 'topk') {
-    const coords = teacherCoordinates(t, rows);
-    const flat = new Int32Array(rows * t.k);
-    for (let i = 0; i < flat.length; i++) flat[i] = coords[2 * i] * classes + coords[2 * i + 1];
-    const picked = tf.gather(q.reshape([-1]), tf.tensor1d(flat, 'int32'));
-    return tf.neg(tf.sum(tf.tensor1d(t.probs).mul(log(picked)))).div(rows) as tf.Scalar;
-  }
-  const qRows = t.positions ? tf.gather(q, tf.tensor1d(t.positions, 'int32')) : q;
-  return tf.neg(tf.sum(tf.tensor2d(t.values, [rows, classes]).mul(log(qRows)))).div(rows) as tf.Scalar;
-}
-
 /**
  * The whole training loss in one softmax (the replicas' hot path).
  *
@@ -126,7 +110,8 @@ function teacherCrossEntropy(t: TeacherTarget, q: tf.Tensor2D): tf.Scalar {
  *   d/dlogits [CE(y', q) + alpha * mean over the S distilled positions of CE(t, q)]
  *     = (q * (1 + alpha * P/S * m) - y' - alpha * P/S * t) / P,      m = 1 where a position carries a target.
  * tfjs's taped logSoftmax gradient costs several exp passes over the [P, C] logits on wasm; this costs one softmax and
- * a handful of elementwise passes. The reported values are read off q by gathers (O(P) and O(S*C)), not full passes.
+ * a few elementwise passes. The reported values avoid log and row gathers over [P, C] (both slow on wasm): with
+ * lse = logsumexp(z) = max(z) - log(max(q)) per row, CE(t, q) = lse - sum_c t_c z_c for any distribution t.
  * Values and gradients equal taskLoss/distillLoss (tested). MSE on logits keeps tfjs's own gradient.
  */
 export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: CodistillLossOptions): CodistillLoss {
@@ -138,35 +123,44 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
   if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
   // Each distilled position's pull is weighted alpha * P/S, so that the term is a mean over the S positions.
   const share = (o.alpha * positions) / distilled;
-  const pull = ce ? target.add(denseTeacher(ce, positions, classes, share)) : target;
-  const weight: tf.Tensor =
-    ce && ce.positions
-      ? tf.scatterND(tf.tensor2d(ce.positions, [distilled, 1], 'int32'), tf.fill([distilled, 1], share), [positions, 1]).add(1)
-      : tf.scalar(ce ? 1 + share : 1);
-  let probs: tf.Tensor2D | undefined;
+  const scaledTeacher = ce && denseTeacher(ce, positions, classes, share);
+  const pull = scaledTeacher ? target.add(scaledTeacher) : target;
+  const rows = ce?.positions && tf.tensor1d(ce.positions, 'int32');
+  const weight: tf.Tensor = rows
+    ? tf.scatterND(rows.reshape([distilled, 1]), tf.fill([distilled, 1], share), [positions, 1]).add(1)
+    : tf.scalar(ce ? 1 + share : 1);
+  const labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt());
+  let values: tf.Scalar[] = [];
   const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
-    const [x, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const q = tf.softmax(x);
-    probs = tf.keep(q);
+    const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
+    const q = tf.softmax(z);
+    // Inside the custom op nothing is taped: the values below carry no gradient.
+    const lse = tf.max(z, 1).sub(tf.log(tf.max(q, 1)));
+    let task = lse.sub(tf.gather(z.reshape([-1]), labelIndex)).mean() as tf.Scalar;
+    if (o.smoothing > 0) task = task.mul(1 - o.smoothing).add(lse.sub(z.mean(1)).mean().mul(o.smoothing)) as tf.Scalar;
+    let distill = tf.scalar(0);
+    if (ce) {
+      const lseRows = rows ? tf.gather(lse, rows) : lse;
+      const teacherDotZ =
+        ce.kind === 'topk'
+          ? tf.sum(tf.tensor1d(ce.probs).mul(tf.gather(z.reshape([-1]), topkFlatIndex(ce, distilled, classes))))
+          : tf.sum(scaledTeacher!.mul(z)).div(share);
+      distill = lseRows.sum().sub(teacherDotZ).div(distilled) as tf.Scalar;
+    }
+    values = [tf.keep(task), tf.keep(distill)];
     // Saved tensors outlive the forward pass's tidy; a closure over `pull` would see it disposed.
     save([q, pull, weight]);
     return {
       value: tf.scalar(0),
-      gradFunc: (dy: tf.Scalar, [q, pull, weight]: tf.Tensor[]) => q.mul(weight).sub(pull).mul(dy.div(positions)),
+      // Without a teacher the weight is 1: skip that full pass over [P, C].
+      gradFunc: (dy: tf.Scalar, [q, pull, weight]: tf.Tensor[]) => (ce ? q.mul(weight) : q).sub(pull).mul(dy.div(positions)),
     };
   });
   const fused = fusedCrossEntropy(logits) as tf.Scalar;
-  // q was made inside the custom op, off the tape: values computed from it carry no gradient.
-  const q = probs!;
-  const labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt());
-  const labelLogq = tf.log(tf.gather(q.reshape([-1]), labelIndex).maximum(1e-30));
-  let task = tf.neg(labelLogq.mean()) as tf.Scalar;
-  if (o.smoothing > 0) {
-    const uniform = tf.neg(tf.log(q.maximum(1e-30)).mean(1).mean());
-    task = task.mul(1 - o.smoothing).add(uniform.mul(o.smoothing)) as tf.Scalar;
-  }
-  let distill: tf.Scalar = ce ? teacherCrossEntropy(ce, q) : tf.scalar(0);
-  tf.dispose(probs);
+  // Tracked copies of the values, so that the caller's tidy owns them.
+  const task = values[0].clone();
+  let distill = values[1].clone();
+  tf.dispose(values);
   let total = fused.add(task).add(distill.mul(ce ? o.alpha : 0)) as tf.Scalar;
   if (teacher && o.kind === 'mse-logits') {
     const dense = denseTeacher(teacher, positions, classes, 1);
@@ -176,4 +170,12 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
     total = total.add(distill.mul(o.alpha));
   }
   return { total, task, distill };
+}
+
+/** Flat [P * C] indices of a top-k target's entries. */
+function topkFlatIndex(t: TeacherTarget & { kind: 'topk' }, rows: number, classes: number): tf.Tensor1D {
+  const coords = teacherCoordinates(t, rows);
+  const flat = new Int32Array(rows * t.k);
+  for (let i = 0; i < flat.length; i++) flat[i] = coords[2 * i] * classes + coords[2 * i + 1];
+  return tf.tensor1d(flat, 'int32');
 }
