@@ -12,7 +12,7 @@ import { randomBatch } from './helpers/batches.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
 t.test('a student step never changes its teachers: the same batch gets the same teacher prediction', async (t) => {
-  const config = loadConfig({ preset: 'tiny', set: ['backend=wasm', 'distill.exchangeEvery=0'] });
+  const config = loadConfig({ preset: 'tiny', set: ['backend=wasm', 'distill.exchangeEvery=0', 'distill.burnIn=0'] });
   const classes = 64;
   const groups = await Promise.all(
     [0, 1].map((g) =>
