@@ -1,25 +1,10 @@
 import t from 'tap';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { experimentCommand } from '../src/commands/experiment.js';
+import { csv, experimentFolder, finite } from './helpers/experiment.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'codistill-experiment-scaling-'));
-const corpus = join(dir, 'corpus');
-t.before(() => writeSyntheticCorpus(corpus, { shardTokens: 1024, vocabSize: 256, tokens: { train: 64 * 1024, validation: 4096 } }));
-t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-
-/** A report table as header + rows (from results.json), after checking that its CSV file is there too. */
-function csv(file: string): string[][] {
-  const name = basename(file, '.csv');
-  const header = readFileSync(file, 'utf8').split('\n')[0];
-  const table = JSON.parse(readFileSync(join(dirname(file), 'results.json'), 'utf8')).tables[name] as { header: string[]; rows: string[][] };
-  if (!header.startsWith(table.header[0])) throw new Error(`${file} does not start with the table's header`);
-  return [table.header, ...table.rows];
-}
-/** A cell holding a finite number, with or without a spread ("4.51 ± 0.02"). */
-const finite = (cell: string) => Number.isFinite(Number(cell.split(' ± ')[0]));
+const { dir, corpus } = experimentFolder(t, 'scaling');
 
 t.test('scaling writes its report, tables and plots with finite numbers, and a re-run skips every arm', async (t) => {
   const out = join(dir, 'scaling');
