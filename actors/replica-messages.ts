@@ -14,21 +14,21 @@ export interface ModelState {
 
 export type { TeacherTarget };
 
+/** What every replica of a group is built from (the group supervisor's options, less the replica count). */
+export interface ReplicaSpec {
+  group: number;
+  backend: Config['backend'];
+  model: ModelConfig;
+  classes: number;
+  /** Seed of the group's initialisation (groups start from different weights). */
+  seed: number;
+  optim: OptimConfig;
+  distillLoss: DistillKind;
+  labelSmoothing: number;
+}
+
 export type ReplicaRequest =
-  | {
-      type: 'init';
-      id: number;
-      group: number;
-      replica: number;
-      backend: Config['backend'];
-      model: ModelConfig;
-      classes: number;
-      seed: number;
-      optim: OptimConfig;
-      distillLoss: DistillKind;
-      labelSmoothing: number;
-      memory: GroupMemoryInit;
-    }
+  | ({ type: 'init'; id: number; replica: number; memory: GroupMemoryInit } & ReplicaSpec)
   | {
       type: 'step';
       id: number;

@@ -1,6 +1,6 @@
 /**
  * `codistill experiment staleness`: the same 2-group codistillation with the exchange interval K swept from every
- * step to never (teachers keep the initial snapshot), against a reference of the same 2 groups without
+ * step to never (teachers keep the snapshot from the end of burn-in), against a reference of the same 2 groups without
  * distillation (alpha = 0). Reports final validation loss and steps to target against K.
  */
 import { type Arm, byLabel, mergeOverrides, runArms } from './arms.js';
@@ -45,7 +45,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
     results[0].curve.backend,
     `Two codistilled groups at batch ${s.batch} each (disjoint data, alpha ${sample.distill.alpha}, burn-in ${sample.distill.burnIn} ` +
       `steps, ${sample.distill.mode} exchange), with exchange intervals ${s.intervals.map(intervalName).join(', ')} steps ` +
-      `("never": the teachers keep each group's initial snapshot), and the same two groups without distillation as the reference. ` +
+      `("never": the teachers keep each group's snapshot from the end of burn-in), and the same two groups without distillation as the reference. ` +
       `Seeds ${seeds.join(', ')}; ${s.steps} steps; targets ${s.targetOffsets.join(', ')} nats above the reference's worst final loss.`,
   );
   report.table(armsTable(results));

@@ -4,30 +4,17 @@
  * The group batch is split into K equal row slices, one per replica; the replicas average their gradients through
  * the group's shared memory and apply the same update. The supervisor sees one model: step, read state, load state.
  */
-import type { Config, ModelConfig, OptimConfig } from '../config/schema.js';
 import type { Batch } from '../model/workload.js';
-import type { DistillKind } from '../train/loss.js';
 import { ActorClient, ActorError } from '../util/actor.js';
 import { actorFile } from '../util/paths.js';
-import type { ModelState, ReplicaReply, ReplicaRequest, StepReply, TeacherTarget } from '../../actors/replica-messages.js';
+import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../../actors/replica-messages.js';
 import { createGroupMemory, GroupMemory } from './memory.js';
 
 export class RunError extends Error {
   override name = 'RunError';
 }
 
-export interface GroupOptions {
-  group: number;
-  replicas: number;
-  backend: Config['backend'];
-  model: ModelConfig;
-  classes: number;
-  /** Seed of this group's initialisation (groups start from different weights). */
-  seed: number;
-  optim: OptimConfig;
-  distillLoss: DistillKind;
-  labelSmoothing: number;
-}
+export type GroupOptions = ReplicaSpec & { replicas: number };
 
 export interface GroupStepInput {
   step: number;
@@ -68,20 +55,8 @@ export class Group {
     };
     try {
       const probe = spawn(0);
-      const init = (r: number, memory: ReturnType<typeof createGroupMemory>) => ({
-        type: 'init' as const,
-        id: 0,
-        group: opts.group,
-        replica: r,
-        backend: opts.backend,
-        model: opts.model,
-        classes: opts.classes,
-        seed: opts.seed,
-        optim: opts.optim,
-        distillLoss: opts.distillLoss,
-        labelSmoothing: opts.labelSmoothing,
-        memory,
-      });
+      const { replicas: _count, ...spec } = opts;
+      const init = (replica: number, memory: ReturnType<typeof createGroupMemory>) => ({ type: 'init' as const, id: 0, replica, memory, ...spec });
       // Build replica 0 with a placeholder memory to learn the size, then give every replica the real one.
       const first = await probe.request(init(0, createGroupMemory(1, 1)), 'ready');
       const memoryInit = createGroupMemory(opts.replicas, first.parameters);
