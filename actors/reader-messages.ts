@@ -1,17 +1,101 @@
 /**
- * The reader actor's protocol (DESIGN.md, "Actors"): a stateless piscina worker that copies spans (M consecutive
- * windows of one shard, M*T+1 contiguous tokens) out of the corpus into chunks. Every request gets exactly one
- * reply; errors come back as an `error` reply, never as exceptions.
+ * The reader actor's protocol (DESIGN.md, "Actors").
  *
- * Buffers move, never clone: the caller transfers `spans` and (optionally) a spent `out` buffer in, and the reply
- * moves the filled chunks and `spans` back, so a stream keeps reusing the same memory (fresh allocation is slow on
- * these machines). A task's chunks share one buffer: every transferred buffer costs about 1.5 us each way, which for
- * 30 chunk buffers came to a third of a block's copying time.
+ * A reader is a piscina worker running one long task, `serve`, that feeds batch streams: each stream opens a feed
+ * (its group's data order from a cursor) on every reader of the pool; the readers plan and read the feed's block
+ * tasks themselves, task j on reader j mod W, and send each one back as it is done. The stream grants tasks, one
+ * message per task carrying a spent buffer to refill, so the readers never wait for the stream to tell them what to
+ * read next, only for room (the stream's bounded prefetch). Messages go over a MessagePort per reader; a doorbell
+ * (an Int32 in shared memory) wakes a reader that has nothing to do.
+ *
+ * Buffers move, never clone: a granted buffer is transferred in and the filled chunks are transferred back, so a
+ * stream keeps reusing the same memory (fresh allocation is slow on these machines). A task's chunks share one
+ * buffer: every transferred buffer costs about 1.5 us each way, which for 30 chunk buffers came to a third of a
+ * block's copying time.
  */
+import type { MessagePort } from 'node:worker_threads';
 import type { Split, TokenDtype } from '../src/corpus/store.js';
+import type { DataCursor, GroupOrderSpec } from '../src/data/order.js';
 
+/** A group's data order (rebuilt by each reader exactly as the stream has it) from a cursor. */
+export interface FeedSpec extends GroupOrderSpec {
+  /** Where the feed's task 0 starts. */
+  cursor: DataCursor;
+}
+
+/** The piscina task of a reader: serve feeds over `port` until told to stop. */
+export interface ServeRequest {
+  type: 'serve';
+  port: MessagePort;
+  /** One Int32: bumped (and notified) after every message posted to `port`. */
+  doorbell: SharedArrayBuffer;
+  /** This reader's index and the pool's size: it reads the tasks j with j mod readers = reader. */
+  reader: number;
+  readers: number;
+}
+
+export type ServeResult = { type: 'stopped'; tasks: number };
+
+/** Opens feed `feed` with no task granted yet. */
+export interface OpenFeed {
+  type: 'open';
+  feed: number;
+  spec: FeedSpec;
+}
+
+/**
+ * Grants task `task` of a feed (the readers see only their own tasks, in order), with a spent buffer to fill. Without
+ * a buffer, or with one too small, the reader allocates one with room for the feed's largest block.
+ */
+export interface GrantTask {
+  type: 'grant';
+  feed: number;
+  task: number;
+  buffer?: ArrayBuffer;
+}
+
+export interface CloseFeed {
+  type: 'close';
+  feed: number;
+}
+
+export interface Stop {
+  type: 'stop';
+}
+
+export type ToReader = OpenFeed | GrantTask | CloseFeed | Stop;
+
+/** A task's chunks, one after the other from byte 0 of `data` (which may be longer). */
+export interface ChunksReply {
+  type: 'chunks';
+  feed: number;
+  task: number;
+  /** The task's place in the stream, as the reader planned it: the stream checks it against its own. */
+  epoch: number;
+  firstChunk: number;
+  chunks: number;
+  /** Chunk c is rows c*rows .. (c+1)*rows - 1, `cols` tokens of `dtype` a row. */
+  data: ArrayBuffer;
+  dtype: TokenDtype;
+  rows: number;
+  cols: number;
+}
+
+/** A feed that failed: no later task of it on this reader comes. */
+export interface FeedErrorReply {
+  type: 'error';
+  feed: number;
+  task: number;
+  message: string;
+}
+
+export type FromReader = ChunksReply | FeedErrorReply;
+
+/**
+ * One read: spans of the listed shards into rows of chunks. The serve loop makes these from its own plans; tests and
+ * tools call `readSpans` with them directly.
+ */
 export interface ReadSpansRequest {
-  type: 'read';
   corpusPath: string;
   split: Split;
   /** Tokens per span (M*T+1): the row length of a chunk. */
@@ -23,7 +107,7 @@ export interface ReadSpansRequest {
   shards: Uint32Array;
   /** Two entries per span, chunk-major (chunk c, row r at 2 * (c * rows + r)): index into `shards`, first token. */
   spans: Uint32Array;
-  /** A spent buffer to fill (moved in); if it is missing or too small, one is allocated. */
+  /** A spent buffer to fill; if it is missing or too small, one is allocated. */
   out?: ArrayBuffer;
   /**
    * Chunks a newly allocated buffer has room for (default `chunks`): room for the largest task lets one buffer serve
@@ -32,26 +116,7 @@ export interface ReadSpansRequest {
   reserveChunks?: number;
 }
 
-export type ReaderRequest = ReadSpansRequest;
-
-export interface ChunksReply {
-  type: 'chunks';
-  /**
-   * The chunks, one after the other from byte 0: chunk c is rows c*rows .. (c+1)*rows - 1, `cols` tokens of `dtype`
-   * a row (the buffer may be longer).
-   */
+export interface ReadSpansResult {
   data: ArrayBuffer;
   dtype: TokenDtype;
-  chunks: number;
-  rows: number;
-  cols: number;
-  /** The request's `spans`, moved back so that the caller can reuse its buffer. */
-  spans: Uint32Array;
 }
-
-export interface ReaderErrorReply {
-  type: 'error';
-  message: string;
-}
-
-export type ReaderReply = ChunksReply | ReaderErrorReply;

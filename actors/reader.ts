@@ -1,25 +1,31 @@
 /**
- * The reader actor: a stateless piscina worker that copies spans of training windows out of the corpus into chunks
- * (reader-messages.ts).
+ * The reader actor: a piscina worker that feeds batch streams with chunks of training windows (reader-messages.ts).
  *
- * It keeps nothing between tasks but an open handle per corpus and grow-only scratch arrays. A task's spans are
- * grouped by shard first, because `getBinaryFast` copies a whole shard (below 16 MiB) into one reused buffer that the
- * next read overwrites: each shard is read once and its spans are copied out at once, one memcpy a span, in the
- * corpus' own dtype. A task is a whole shuffle block, so nearly every byte read is delivered. The filled buffer is
- * moved to the caller with piscina's transfer list, never structured-cloned.
+ * Its one task, `serve`, loops until told to stop: take every message waiting on its port, then read one granted task
+ * of each open feed, and sleep on the doorbell when nothing is granted. A feed is a group's data order (order.ts)
+ * rebuilt here from the stream's spec; this reader plans its own tasks (j mod readers = its index) and steps over
+ * the others' without planning them, so the stream's thread never plans spans or waits to hand out work.
+ *
+ * A read (`readSpans`) groups the task's spans by shard first, because `getBinaryFast` copies a whole shard (below
+ * 16 MiB) into one reused buffer that the next read overwrites: each shard is read once and its spans are copied out
+ * at once, one memcpy a span, in the corpus' own dtype. A task is a whole shuffle block, so nearly every byte read is
+ * delivered. The filled buffer is transferred to the stream, never structured-cloned.
  */
 import { statSync } from 'node:fs';
-import { move, transferableSymbol, valueSymbol } from 'piscina';
+import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { Corpus, asTokens, bytesPerToken } from '../src/corpus/store.js';
+import { type DataOrder, type SpanPlanner, groupOrder } from '../src/data/order.js';
 import { copySpans } from '../src/data/windows.js';
-import type { ChunksReply, ReadSpansRequest, ReaderReply, ReaderRequest } from './reader-messages.js';
+import type {
+  FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
+} from './reader-messages.js';
 
 /** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
 const corpora = new Map<string, { corpus: Corpus; identity: string }>();
 
 /**
  * The corpus at `path`, opened once per worker. A re-ingest renames a new store into place, so a changed directory
- * identity means the cached handle reads a deleted store: reopen it (one stat per task).
+ * identity means the cached handle reads a deleted store: reopen it (one stat per call).
  */
 function corpusAt(path: string): Corpus {
   const st = statSync(path, { throwIfNoEntry: false });
@@ -35,27 +41,12 @@ function corpusAt(path: string): Corpus {
   return corpus;
 }
 
-/** A reply whose buffers piscina moves (its transfer list) instead of cloning. */
-class MovedReply {
-  constructor(
-    private readonly reply: ChunksReply,
-    private readonly buffers: ArrayBuffer[],
-  ) {}
-
-  get [transferableSymbol](): object {
-    return this.buffers;
-  }
-
-  get [valueSymbol](): object {
-    return this.reply;
-  }
-}
-
-// Rows and offsets regrouped by shard; grow-only so that steady-state tasks allocate nothing here.
+// Rows and offsets regrouped by shard; grow-only so that steady-state reads allocate nothing here.
 let byShardRows = new Uint32Array(0);
 let byShardOffsets = new Uint32Array(0);
 
-function read(req: ReadSpansRequest): ChunksReply {
+/** Copies the spans of `req` into chunks; throws an Error naming the corpus, shard and span on bad input. */
+export function readSpans(req: ReadSpansRequest, corpus: Corpus = corpusAt(req.corpusPath)): ReadSpansResult {
   const { spanTokens: cols, rows, chunks, shards, spans, split } = req;
   if (!Number.isInteger(cols) || cols < 2) throw new Error(`bad spanTokens ${cols}`);
   if (!Number.isInteger(rows) || rows < 1) throw new Error(`bad rows ${rows}`);
@@ -63,7 +54,6 @@ function read(req: ReadSpansRequest): ChunksReply {
   if (!Number.isInteger(chunks) || chunks < 0 || spans.length < 2 * total) {
     throw new Error(`bad task: ${chunks} chunks of ${rows} rows but ${spans.length / 2} spans listed`);
   }
-  const corpus = corpusAt(req.corpusPath);
   const dtype = corpus.meta.tokenDtype;
   const length = total * cols;
   const reserve = Math.max(chunks, req.reserveChunks ?? 0) * rows * cols * bytesPerToken(dtype);
@@ -105,23 +95,125 @@ function read(req: ReadSpansRequest): ChunksReply {
     // Copy before the next read overwrites the shard buffer.
     copySpans(tokens, out, cols, byShardRows, byShardOffsets, from, to);
   }
-  return { type: 'chunks', data, dtype, chunks, rows, cols, spans };
+  return { data, dtype };
+}
+
+/** A feed as one reader sees it: its own tasks of a group's stream. */
+class Feed {
+  private readonly corpus: Corpus;
+  private readonly order: DataOrder;
+  private readonly planner: SpanPlanner;
+  /** The next task of this reader (its planner is positioned there), and how many of the feed's tasks are granted. */
+  private task: number;
+  private granted = 0;
+  private readonly buffers: ArrayBuffer[] = [];
+  private spans: Uint32Array | undefined;
+  failed = false;
+
+  constructor(
+    readonly id: number,
+    private readonly spec: FeedSpec,
+    private readonly readers: number,
+    reader: number,
+  ) {
+    this.corpus = corpusAt(spec.corpusPath);
+    this.order = groupOrder(spec);
+    this.planner = this.order.planner(spec.cursor);
+    this.task = reader;
+    for (let j = 0; j < reader; j++) this.planner.skip();
+  }
+
+  grant(task: number, buffer?: ArrayBuffer): void {
+    this.granted = Math.max(this.granted, task + 1);
+    if (buffer) this.buffers.push(buffer);
+  }
+
+  /** Reads this reader's next task if it is granted; false when there is nothing to do. */
+  produce(port: MessagePort): boolean {
+    if (this.failed || this.task >= this.granted) return false;
+    const o = this.order;
+    const plan = this.planner.next(this.spans);
+    this.spans = plan.spans;
+    const { data, dtype } = readSpans({
+      corpusPath: this.spec.corpusPath, split: this.spec.split, spanTokens: o.spanTokens, rows: o.batch,
+      chunks: plan.chunks, shards: plan.shards, spans: plan.spans, out: this.buffers.pop(),
+      reserveChunks: o.maxBlockChunks,
+    }, this.corpus);
+    const reply: FromReader = {
+      type: 'chunks', feed: this.id, task: this.task, epoch: plan.epoch, firstChunk: plan.firstChunk,
+      chunks: plan.chunks, data, dtype, rows: o.batch, cols: o.spanTokens,
+    };
+    port.postMessage(reply, [data]);
+    for (let j = 1; j < this.readers; j++) this.planner.skip();
+    this.task += this.readers;
+    return true;
+  }
+
+  /** The task a failure is charged to: the next one this reader owes. */
+  get pending(): number {
+    return this.task;
+  }
+}
+
+const errorText = (err: unknown): string => `reader: ${err instanceof Error ? err.message : String(err)}`;
+
+/**
+ * The reader's loop: messages first, then one task of each feed with a grant, round after round; the doorbell wakes
+ * it when there was nothing to do. Ends (resolving the piscina task) on `stop`.
+ */
+function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
+  const bell = new Int32Array(doorbell);
+  const feeds = new Map<number, Feed>();
+  let tasks = 0;
+  const fail = (feed: number, task: number, err: unknown): void => {
+    const reply: FromReader = { type: 'error', feed, task, message: errorText(err) };
+    port.postMessage(reply);
+  };
+  for (;;) {
+    const rung = Atomics.load(bell, 0);
+    for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+      const msg = m.message as ToReader;
+      switch (msg.type) {
+        case 'open':
+          try {
+            feeds.set(msg.feed, new Feed(msg.feed, msg.spec, readers, reader));
+          } catch (err) {
+            fail(msg.feed, reader, err);
+          }
+          break;
+        case 'grant':
+          feeds.get(msg.feed)?.grant(msg.task, msg.buffer);
+          break;
+        case 'close':
+          feeds.delete(msg.feed);
+          break;
+        case 'stop':
+          port.close();
+          return { type: 'stopped', tasks };
+        default: {
+          const unknown: never = msg;
+          throw new Error(`reader: unknown message ${JSON.stringify(unknown)}`);
+        }
+      }
+    }
+    let busy = false;
+    for (const feed of feeds.values()) {
+      try {
+        if (feed.produce(port)) {
+          busy = true;
+          tasks++;
+        }
+      } catch (err) {
+        feed.failed = true;
+        fail(feed.id, feed.pending, err);
+      }
+    }
+    if (!busy) Atomics.wait(bell, 0, rung);
+  }
 }
 
 /** The piscina task handler. */
-export default function reader(request: ReaderRequest): ReaderReply | ReturnType<typeof move> {
-  try {
-    switch (request.type) {
-      case 'read': {
-        const reply = read(request);
-        return move(new MovedReply(reply, [reply.data, reply.spans.buffer as ArrayBuffer]));
-      }
-      default: {
-        const unknown: never = request.type;
-        return { type: 'error', message: `reader: unknown request type "${String(unknown)}"` };
-      }
-    }
-  } catch (err) {
-    return { type: 'error', message: `reader: ${err instanceof Error ? err.message : String(err)}` };
-  }
+export default function handler(request: ServeRequest): ServeResult {
+  if (request?.type !== 'serve') throw new Error(`reader: unknown request type "${String(request?.type)}"`);
+  return serve(request);
 }

@@ -5,6 +5,7 @@ import { syntheticToken, writeSyntheticCorpus } from '../bench/synthetic-corpus.
 import { CORPUS_FORMAT, CORPUS_FORMAT_VERSION, Corpus, CorpusWriter } from '../src/corpus/store.js';
 import { type BatchStreamOptions, type TrainBatch, createReaderPool, openBatchStream } from '../src/data/batches.js';
 import type { DataOrder } from '../src/data/order.js';
+import type { ToReader } from '../actors/reader-messages.js';
 
 // 21 training shards of 1024 tokens (the last one 500): with T = 16, 63 windows a full shard, spans of M = 7 windows.
 // Group 0 has blocks of 3, 4 and 4 shards (the short one last): 3, 4 and 3 chunks of B = 8 spans, 70 batches an epoch.
@@ -81,12 +82,13 @@ t.test('groups sharing one pool read their own disjoint shards; sameData reads a
 });
 
 t.test('bounded prefetch: reading stops at `prefetch` chunks (whole blocks) while nobody pulls', async (t) => {
-  const done = pool.completed;
-  const stream = openBatchStream(options({ prefetch: 7 }));
+  const own = createReaderPool(2); // its count of tasks read is this stream's alone
+  t.teardown(() => own.destroy());
+  const stream = openBatchStream(options({ prefetch: 7, pool: own }));
   t.teardown(() => stream.close());
   await stream.whenIdle();
   t.same(stream.stats, { tasks: 2, outstanding: 7, reusedBuffers: 0 }, 'blocks 0 and 1 (3 + 4 chunks) read ahead');
-  t.equal(pool.completed - done, 2, 'and read');
+  t.equal(own.completed, 2, 'and read');
   await stream.whenIdle();
   t.equal(stream.stats.tasks, 2, 'nothing more while nobody pulls');
   await pull(stream, 2 * M);
@@ -190,4 +192,20 @@ t.test('a stream with its own pool closes it; later pulls reject', async (t) => 
   await stream.close();
   await stream.close();
   await t.rejects(stream.next(), /closed/);
+});
+
+t.test('readers that die fail the pull that needs them with a ReaderError, never a hang', async (t) => {
+  const own = createReaderPool(2);
+  t.teardown(() => own.destroy());
+  const stream = openBatchStream(options({ pool: own, prefetch: 1 }));
+  t.teardown(() => stream.close());
+  await stream.whenIdle();
+  t.same(stream.stats.tasks, 1, 'block 0 read, nothing else granted');
+  // Whether a grant reaches a reader before or after its death is known here, the pull that needs it must fail.
+  for (const r of [0, 1]) own.post(r, { type: 'bogus' } as unknown as ToReader);
+  const read = await pull(stream, 3 * M);
+  t.equal(read.length, 3 * M, 'the batches already read are still delivered');
+  await t.rejects(stream.next(), { name: 'ReaderError', message: /reader worker [01] failed/ });
+  await t.rejects(stream.next(), /reader worker [01] failed/, 'and the stream stays failed');
+  t.throws(() => openBatchStream(options({ pool: own })), /reader worker [01] failed/, 'a dead pool opens no stream');
 });

@@ -1,10 +1,11 @@
 import t from 'tap';
 import { join } from 'node:path';
-import { transferableSymbol, valueSymbol } from 'piscina';
-import reader from '../actors/reader.js';
-import type { ChunksReply, ReadSpansRequest, ReaderReply } from '../actors/reader-messages.js';
+import { readSpans } from '../actors/reader.js';
+import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ToReader } from '../actors/reader-messages.js';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
-import { Corpus } from '../src/corpus/store.js';
+import { Corpus, readCorpusMeta } from '../src/corpus/store.js';
+import { DataOrder } from '../src/data/order.js';
+import { partitionShards, shardLayout } from '../src/data/partition.js';
 import { createReaderPool } from '../src/data/reader-pool.js';
 
 // Spans of 3 windows of 16+1 tokens: 49 tokens.
@@ -21,7 +22,6 @@ const corpusIn = async (t: { testdir(): string }, tokenDtype: 'uint16' | 'uint32
  * once. The last span ends on shard 1's last token.
  */
 const request = (corpusPath: string, over: Partial<ReadSpansRequest> = {}): ReadSpansRequest => ({
-  type: 'read',
   corpusPath,
   split: 'train',
   spanTokens: L,
@@ -38,24 +38,18 @@ const expectedChunks = (path: string): number[][] => {
   c.close();
   return chunks;
 };
-const chunksOf = (r: ChunksReply): number[][] => {
+const chunksOf = (r: { data: ArrayBuffer; dtype: string }, chunks = 2, rows = 2, cols = L): number[][] => {
   const tokens = r.dtype === 'uint16' ? new Uint16Array(r.data) : new Uint32Array(r.data);
-  return Array.from({ length: r.chunks }, (_, c) => Array.from(tokens.subarray(c * r.rows * r.cols, (c + 1) * r.rows * r.cols)));
+  return Array.from({ length: chunks }, (_, c) => Array.from(tokens.subarray(c * rows * cols, (c + 1) * rows * cols)));
 };
-const moved = (r: unknown) => (r as Record<symbol, ChunksReply>)[valueSymbol];
 
-t.test('the worker handler returns the chunks as a moved reply (transfer list), not a clone', async (t) => {
+t.test('readSpans copies each span into its row, filling the buffer it is given', async (t) => {
   const path = await corpusIn(t);
   const spent = new ArrayBuffer(4 * L * 2 + 64);
-  const result = reader(request(path, { out: spent })) as unknown as Record<symbol, unknown>;
-  t.ok(transferableSymbol in result && valueSymbol in result, 'marked movable for piscina');
-  const reply = result[valueSymbol] as ChunksReply;
-  t.same([reply.type, reply.chunks, reply.rows, reply.cols], ['chunks', 2, 2, L]);
+  const reply = readSpans(request(path, { out: spent }));
   t.equal(reply.data, spent, 'filled the buffer it was given instead of allocating one');
-  const transfer = result[transferableSymbol] as ArrayBuffer[];
-  t.same(transfer, [reply.data, reply.spans.buffer], 'chunks and span list are transferred');
   t.same(chunksOf(reply), expectedChunks(path));
-  const small = moved(reader(request(path, { out: new ArrayBuffer(4), reserveChunks: 5 })));
+  const small = readSpans(request(path, { out: new ArrayBuffer(4), reserveChunks: 5 }));
   t.equal(small.data.byteLength, 5 * 2 * L * 2, 'a buffer too small is replaced by one with room for reserveChunks');
   t.same(chunksOf(small), expectedChunks(path));
 });
@@ -63,7 +57,7 @@ t.test('the worker handler returns the chunks as a moved reply (transfer list), 
 t.test('chunks come in the corpus dtype, uint16 or uint32', async (t) => {
   for (const dtype of ['uint16', 'uint32'] as const) {
     const path = await corpusIn(t, dtype);
-    const reply = moved(reader(request(path)));
+    const reply = readSpans(request(path));
     t.equal(reply.dtype, dtype);
     t.same(chunksOf(reply), expectedChunks(path), dtype);
   }
@@ -72,47 +66,123 @@ t.test('chunks come in the corpus dtype, uint16 or uint32', async (t) => {
 t.test('a corpus replaced at the same path (re-ingest) is read afresh', async (t) => {
   const path = join(t.testdir(), 'replaced');
   await writeSyntheticCorpus(path, { shardTokens: 1024, tokens: { train: 4 * 1024 + 100, validation: 2048 } });
-  t.equal(moved(reader(request(path))).dtype, 'uint16');
+  t.equal(readSpans(request(path)).dtype, 'uint16');
   await writeSyntheticCorpus(path, { shardTokens: 1024, tokens: { train: 4 * 1024 + 100, validation: 2048 }, tokenDtype: 'uint32' });
-  const reply = moved(reader(request(path)));
+  const reply = readSpans(request(path));
   t.equal(reply.dtype, 'uint32', 'not the cached handle of the deleted store');
   t.same(chunksOf(reply), expectedChunks(path));
 });
 
-t.test('errors come back as data with a clear message', async (t) => {
+t.test('bad reads throw errors that name the corpus, shard and span', async (t) => {
   const path = await corpusIn(t);
-  const err = (r: unknown) => (r as ReaderReply).type === 'error' ? (r as { message: string }).message : 'no error';
-  t.match(err(reader(request(join(path, 'nope')))), /no corpus at .*nope/);
-  t.match(err(reader(request(path, { shards: Uint32Array.from([4, 0, 9]) }))), /shard train\/00000009 is missing/);
-  t.match(err(reader(request(path, { spans: Uint32Array.from([0, 60, 1, 0, 0, 0, 2, 0]) }))), /token 60 of train shard 4 runs past its end \(100 tokens\)/);
-  t.match(err(reader(request(path, { chunks: 3 }))), /3 chunks of 2 rows but 4 spans listed/);
-  t.match(err(reader(request(path, { rows: 0 }))), /bad rows 0/);
-  t.match(err(reader(request(path, { spanTokens: 1 }))), /bad spanTokens 1/);
-  t.match(err(reader(request(path, { spans: Uint32Array.from([7, 0, 1, 0, 0, 0, 2, 0]) }))), /slot 7 of 3/);
-  t.match(err(reader({ type: 'bogus' } as unknown as ReadSpansRequest)), /unknown request type "bogus"/);
+  const read = (over: Partial<ReadSpansRequest>, p = path) => () => readSpans(request(p, over));
+  t.throws(read({}, join(path, 'nope')), /no corpus at .*nope/);
+  t.throws(read({ shards: Uint32Array.from([4, 0, 9]) }), /shard train\/00000009 is missing/);
+  t.throws(read({ spans: Uint32Array.from([0, 60, 1, 0, 0, 0, 2, 0]) }), /token 60 of train shard 4 runs past its end \(100 tokens\)/);
+  t.throws(read({ chunks: 3 }), /3 chunks of 2 rows but 4 spans listed/);
+  t.throws(read({ rows: 0 }), /bad rows 0/);
+  t.throws(read({ spanTokens: 1 }), /bad spanTokens 1/);
+  t.throws(read({ spans: Uint32Array.from([7, 0, 1, 0, 0, 0, 2, 0]) }), /slot 7 of 3/);
 });
 
-t.test('through the pool: buffers move both ways and the chunks arrive intact', async (t) => {
-  const path = await corpusIn(t);
-  const pool = createReaderPool(1);
-  t.teardown(() => pool.destroy());
-  const out = new ArrayBuffer(4 * L * 2);
-  const req = request(path, { out });
-  const reply = await pool.read(req);
-  t.equal(out.byteLength, 0, 'the spent buffer was transferred to the worker (detached here), not cloned');
-  t.equal(req.spans.byteLength, 0, 'so was the span list');
-  t.equal(reply.data.byteLength, 4 * L * 2, 'the same buffer came back');
-  t.equal(reply.spans.length, 8, 'and the span list, for reuse');
-  t.same(chunksOf(reply), expectedChunks(path));
-});
+/** A feed spec over a 21-shard corpus, and the data order it names (as the stream builds it). */
+const feedCorpus = async (t: { testdir(): string }) => {
+  const corpusPath = join(t.testdir(), 'feed');
+  await writeSyntheticCorpus(corpusPath, { shardTokens: 1024, tokens: { train: 20 * 1024 + 500, validation: 2048 } });
+  const spec: FeedSpec = {
+    corpusPath, split: 'train', group: 1, groups: 2, sameData: false, window: 16, batch: 8, seed: 3,
+    shuffleShards: 4, spanWindows: 7, cursor: { epoch: 0, batch: 30 },
+  };
+  const layout = shardLayout(readCorpusMeta(corpusPath), 'train');
+  const order = new DataOrder({ ...spec, layout, shards: partitionShards(layout, spec)[spec.group] });
+  return { spec, order };
+};
 
-t.test('through the pool: a bad corpus path rejects with a clear error, not a hang', async (t) => {
+/** Collects a feed's replies; `until(n)` resolves once n have come. */
+const collector = () => {
+  const got: FromReader[] = [];
+  let want = Infinity;
+  let wake = (): void => undefined;
+  return {
+    got,
+    sink: (e: FromReader) => {
+      got.push(e);
+      if (got.length >= want) wake();
+    },
+    until: (n: number) =>
+      new Promise<void>((resolve) => {
+        want = n;
+        wake = resolve;
+        if (got.length >= n) resolve();
+      }),
+  };
+};
+
+t.test('through the pool: a feed reads the tasks of its data order, each only once granted, spread over the readers', async (t) => {
+  const { spec, order } = await feedCorpus(t);
   const pool = createReaderPool(2);
   t.teardown(() => pool.destroy());
-  await t.rejects(pool.read(request('/nonexistent/corpus')), { name: 'ReaderError', message: /no corpus at \/nonexistent\/corpus/ });
+  const c = collector();
+  const feed = pool.openFeed(spec, c.sink);
+  const spent = new ArrayBuffer(order.maxBlockChunks * order.batch * order.spanTokens * 2);
+  new Uint8Array(spent)[spent.byteLength - 1] = 0xab; // past task 0's chunks: a reader leaves it as it is
+  feed.grant(0, spent);
+  t.equal(spent.byteLength, 0, 'the granted buffer moved to a reader (detached here), not cloned');
+  for (let j = 1; j < 6; j++) feed.grant(j);
+  await c.until(6);
+  t.equal(pool.completed, 6, 'six tasks granted, six read');
+
+  const planner = order.planner(spec.cursor);
+  const replies = (c.got as ChunksReply[]).sort((a, b) => a.task - b.task);
+  t.same(replies.map((r) => r.type), Array(6).fill('chunks'));
+  const corpus = Corpus.open(spec.corpusPath);
+  t.teardown(() => corpus.close());
+  for (const [j, reply] of replies.entries()) {
+    const plan = planner.next();
+    t.same([reply.task, reply.epoch, reply.firstChunk, reply.chunks], [j, plan.epoch, plan.firstChunk, plan.chunks], `task ${j}`);
+    const want = readSpans({ ...plan, corpusPath: spec.corpusPath, split: 'train', spanTokens: order.spanTokens, rows: order.batch });
+    t.same(chunksOf(reply, plan.chunks, order.batch, order.spanTokens), chunksOf(want, plan.chunks, order.batch, order.spanTokens));
+  }
+  t.ok(replies[0].chunks < order.maxBlockChunks, 'task 0 (from a cursor inside a block) leaves the buffer\'s tail alone');
+  t.equal(new Uint8Array(replies[0].data).at(-1), 0xab, 'so task 0 came back in the granted buffer');
+  t.ok(replies.some((r) => r.epoch === 1), 'the feed runs on into the next epoch');
+
+  // Another feed's grants go through the same readers after anything left of the first: when both of its tasks are
+  // back, a reader that had been able to read a seventh task of the first would have done so.
+  const other = collector();
+  const second = pool.openFeed(spec, other.sink);
+  second.grant(0);
+  second.grant(1);
+  await other.until(2);
+  t.equal(c.got.length, 6, 'nothing read beyond the grants');
+  feed.close();
+  second.close();
+});
+
+t.test('through the pool: a feed on a missing corpus gets a clear error, not a hang', async (t) => {
+  const { spec } = await feedCorpus(t);
+  const pool = createReaderPool(2);
+  t.teardown(() => pool.destroy());
+  const c = collector();
+  pool.openFeed({ ...spec, corpusPath: '/nonexistent/corpus' }, c.sink);
+  await c.until(2);
+  t.same(c.got.map((e) => e.type), ['error', 'error'], 'one from each reader');
+  t.match((c.got[0] as { message: string }).message, /no corpus at \/nonexistent\/corpus/);
+});
+
+t.test('a reader that dies fails every open feed with a clear error; a destroyed pool leaves nothing behind', async (t) => {
+  const { spec } = await feedCorpus(t);
+  const pool = createReaderPool(2);
+  const c = collector();
+  pool.openFeed(spec, c.sink);
+  pool.post(1, { type: 'bogus' } as unknown as ToReader);
+  await c.until(1);
+  t.match(c.got[0], { type: 'error', feed: 0, task: -1, message: /reader worker 1 failed: reader: unknown message/ });
+  t.throws(() => pool.openFeed(spec, () => undefined), /reader worker 1 failed/, 'a failed pool opens no more feeds');
   await pool.destroy();
-  await t.rejects(pool.read(request('/nonexistent/corpus')), /destroyed/);
-  const threads = process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker');
-  t.same(threads, [], 'destroyed pools leave no worker or port handle behind: the process can exit');
+  await pool.destroy();
+  t.throws(() => pool.openFeed(spec, () => undefined), /destroyed/);
+  const handles = process.getActiveResourcesInfo().filter((r) => r === 'MessagePort' || r === 'Worker');
+  t.same(handles, [], 'destroyed pools leave no worker or port handle behind: the process can exit');
   t.throws(() => createReaderPool(0), /threads must be >= 1/);
 });

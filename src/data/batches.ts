@@ -1,12 +1,13 @@
 /**
  * The batch stream of one group: its data order (order.ts) read ahead by the shared reader pool.
  *
- * A read task is one shuffle block: the worker reads each of its shards once and moves back its chunks (B spans of M
- * windows each, in the corpus dtype) in one buffer. The stream cuts batch k of a chunk on this thread, one widening
- * copy of T+1 tokens a row into the batch's own Int32Array (about 1.5 us for 32 rows of 33 tokens), and hands the
- * task's buffer to a later task once all its batches are cut.
+ * A read task is one shuffle block: a reader plans it from the stream's data order (its feed), reads each of its
+ * shards once and moves back its chunks (B spans of M windows each, in the corpus dtype) in one buffer. The stream
+ * grants tasks in order and cuts batch k of a chunk on this thread, one widening copy of T+1 tokens a row into the
+ * batch's own Int32Array (about 1.5 us for 32 rows of 33 tokens), and hands the task's buffer to a later grant once
+ * all its batches are cut.
  *
- * Bounded prefetch, counted in chunks: a block is read while the chunks in flight or buffered stay within `prefetch`
+ * Bounded prefetch, counted in chunks: a block is granted while the chunks in flight or buffered stay within `prefetch`
  * (or when none are, if one block holds more), so a consumer that stops pulling stops the reading and memory stays
  * flat at max(prefetch, chunks of a block) chunks. Every batch owns its buffer: the consumer may move it on to a
  * replica, or hand a spent batch back with `recycle(batch)` so that a later batch reuses its buffer.
@@ -18,12 +19,11 @@
  *   await stream.close(); await pool.destroy();
  */
 import { Observable, defer, repeat } from 'rxjs';
-import { type TokenArray, readCorpusMeta } from '../corpus/store.js';
+import type { TokenArray } from '../corpus/store.js';
 import type { Batch } from '../model/workload.js';
 import { pullEach } from '../../streams/pull-each.js';
-import { type BlockTask, type DataCursor, DataOrder, type SpanPlanner } from './order.js';
-import { partitionShards, shardLayout } from './partition.js';
-import { type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
+import { type DataCursor, type DataOrder, type GroupOrderSpec, type SpanPlanner, type TaskPosition, groupOrder } from './order.js';
+import { type FeedEvent, type ReaderFeed, type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
 import { widenBatch } from './windows.js';
 import type { ChunksReply } from '../../actors/reader-messages.js';
 
@@ -82,9 +82,12 @@ export interface BatchStreamOptions {
 }
 
 interface Task {
-  plan: Pick<BlockTask, 'epoch' | 'firstChunk' | 'chunks'>;
-  /** Settles (never rejects) when the reply has been unpacked into `chunks`, or has failed with `error`. */
+  /** The task's index in the feed (0 at the stream's opening cursor). */
+  index: number;
+  plan: TaskPosition;
+  /** Settles (never rejects) when the chunks have been unpacked, the read has failed (`error`) or the stream closed. */
   done: Promise<void>;
+  settle: () => void;
   buffer?: ArrayBuffer;
   /** Views of `buffer`, one per chunk. */
   chunks?: TokenArray[];
@@ -98,24 +101,27 @@ export class BatchStream {
   readonly group: number;
   readonly order: DataOrder;
   readonly prefetch: number;
-  private readonly corpusPath: string;
   private readonly pool: ReaderPool;
   private readonly ownsPool: boolean;
+  private readonly feed: ReaderFeed;
+  /** Steps over the tasks as they are granted (the readers plan their spans). */
   private readonly planner: SpanPlanner;
+  /** Granted tasks not yet cut to the end, in order. */
   private readonly tasks: Task[] = [];
   /** Chunks issued to the pool whose batches have not all been handed to the consumer. */
   private outstanding = 0;
   private issuedTasks = 0;
   private reusedBuffers = 0;
   private failure: Error | undefined;
+  /** The pool's readers died: tasks granted from now on fail with this at once. */
+  private readersLost: ReaderError | undefined;
   private closed = false;
   /** The chain of pulls that had to wait, and how many of them are still waiting. */
   private pulling: Promise<unknown> = Promise.resolve();
   private waiting = 0;
-  // Spent buffers, reused instead of fresh allocations: task buffers and span lists go back to the pool with later
-  // tasks; batch buffers (a set: a buffer recycled twice must not serve two batches) go to later batches.
+  // Spent buffers, reused instead of fresh allocations: task buffers go back to the readers with later grants; batch
+  // buffers (a set: a buffer recycled twice must not serve two batches) go to later batches.
   private readonly freeTasks: ArrayBuffer[] = [];
-  private readonly freeSpans: Uint32Array[] = [];
   private readonly freeBatches = new Set<ArrayBuffer>();
 
   constructor(o: BatchStreamOptions) {
@@ -123,13 +129,11 @@ export class BatchStream {
       throw new RangeError(`group ${o.group} is not one of the ${o.groups} groups`);
     }
     this.group = o.group;
-    this.corpusPath = o.corpusPath;
-    const layout = shardLayout(readCorpusMeta(o.corpusPath), 'train');
-    const shards = partitionShards(layout, { groups: o.groups, sameData: o.sameData })[o.group];
-    this.order = new DataOrder({
-      layout, shards, window: o.window, batch: o.batch, seed: o.seed, group: o.group,
-      shuffleShards: o.shuffleShards, spanWindows: o.spanWindows,
-    });
+    const spec: GroupOrderSpec = {
+      corpusPath: o.corpusPath, split: 'train', group: o.group, groups: o.groups, sameData: o.sameData,
+      window: o.window, batch: o.batch, seed: o.seed, shuffleShards: o.shuffleShards, spanWindows: o.spanWindows,
+    };
+    this.order = groupOrder(spec);
     this.planner = this.order.planner(o.cursor);
     this.prefetch = o.prefetch ?? DEFAULT_PREFETCH;
     if (!Number.isInteger(this.prefetch) || this.prefetch < 1) {
@@ -137,6 +141,7 @@ export class BatchStream {
     }
     this.ownsPool = !o.pool;
     this.pool = o.pool ?? createReaderPool(o.threads ?? 1);
+    this.feed = this.pool.openFeed({ ...spec, cursor: this.planner.cursor }, (event) => this.receive(event));
     this.issue();
   }
 
@@ -177,14 +182,14 @@ export class BatchStream {
   }
 
   /**
-   * Counters for tests and benchmarks: read tasks sent so far, chunks in flight or buffered now, and tasks sent with
-   * a spent buffer to refill.
+   * Counters for tests and benchmarks: read tasks granted so far, chunks in flight or buffered now, and tasks granted
+   * with a spent buffer to refill.
    */
   get stats(): { tasks: number; outstanding: number; reusedBuffers: number } {
     return { tasks: this.issuedTasks, outstanding: this.outstanding, reusedBuffers: this.reusedBuffers };
   }
 
-  /** Resolves when no read of this stream is in flight. */
+  /** Resolves when every task granted so far has arrived (or failed). */
   async whenIdle(): Promise<void> {
     await Promise.all(this.tasks.map((t) => t.done));
   }
@@ -193,10 +198,11 @@ export class BatchStream {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.whenIdle();
+    // The readers drop the feed: tasks still on their way never come, so settle them here.
+    this.feed.close();
+    for (const task of this.tasks) task.settle();
     this.tasks.length = 0;
     this.freeTasks.length = 0;
-    this.freeSpans.length = 0;
     this.freeBatches.clear();
     if (this.ownsPool) await this.pool.destroy();
   }
@@ -246,52 +252,66 @@ export class BatchStream {
     return { data, rows: o.batch, cols: o.window + 1, group: this.group, epoch, index, cursor, spanWindow: k };
   }
 
-  /** Sends block reads while the prefetch budget allows. */
+  /** Grants block tasks while the prefetch budget allows. */
   private issue(): void {
     while (
       !this.closed &&
       !this.failure &&
       (this.outstanding === 0 || this.outstanding + this.planner.nextChunks <= this.prefetch)
     ) {
-      const plan = this.planner.next(this.freeSpans.pop());
+      const plan = this.planner.skip();
       const out = this.freeTasks.pop();
       if (out) this.reusedBuffers++;
-      const reply = this.pool.read({
-        type: 'read',
-        corpusPath: this.corpusPath,
-        split: 'train',
-        spanTokens: this.order.spanTokens,
-        rows: this.order.batch,
-        chunks: plan.chunks,
-        shards: plan.shards,
-        spans: plan.spans,
-        out,
-        reserveChunks: this.order.maxBlockChunks,
+      let settle = (): void => undefined;
+      const done = new Promise<void>((resolve) => {
+        settle = resolve;
       });
-      const task: Task = { plan, done: Promise.resolve(), chunk: 0, k: plan.skip };
-      // Unpack the reply as soon as it arrives; a failure waits for the pull that reaches this task.
-      task.done = reply.then(
-        (r) => {
-          if (!this.closed) this.unpack(task, r);
-        },
-        (err: unknown) => {
-          task.error = err instanceof Error ? err : new Error(String(err));
-        },
-      );
+      const task: Task = { index: this.issuedTasks, plan, done, settle, chunk: 0, k: plan.skip };
       this.tasks.push(task);
       this.outstanding += plan.chunks;
       this.issuedTasks++;
+      if (this.readersLost) {
+        task.error = this.readersLost;
+        settle();
+      } else {
+        this.feed.grant(task.index, out);
+      }
     }
   }
 
-  private unpack(task: Task, reply: ChunksReply): void {
-    const length = this.order.batch * this.order.spanTokens;
-    if (reply.chunks !== task.plan.chunks || reply.cols !== this.order.spanTokens) {
-      task.error = new ReaderError(`reader replied ${reply.chunks} chunks of ${reply.cols} tokens a row, ` +
-        `not ${task.plan.chunks} of ${this.order.spanTokens}`);
+  /** A reader's reply: unpack it into its task; a failure waits for the pull that reaches the task. */
+  private receive(event: FeedEvent): void {
+    if (this.closed) return;
+    if (event.type === 'error' && event.task < 0) {
+      // The pool failed: every task still to come fails with it.
+      this.readersLost = new ReaderError(event.message);
+      for (const task of this.tasks) {
+        if (!task.chunks) {
+          task.error ??= this.readersLost;
+          task.settle();
+        }
+      }
       return;
     }
-    this.freeSpans.push(reply.spans);
+    const task = this.tasks.length > 0 ? this.tasks[event.task - this.tasks[0].index] : undefined;
+    if (!task || task.index !== event.task) return;
+    if (event.type === 'error') task.error = new ReaderError(event.message);
+    else this.unpack(task, event);
+    task.settle();
+  }
+
+  private unpack(task: Task, reply: ChunksReply): void {
+    const { plan } = task;
+    const length = this.order.batch * this.order.spanTokens;
+    if (
+      reply.chunks !== plan.chunks || reply.cols !== this.order.spanTokens ||
+      reply.epoch !== plan.epoch || reply.firstChunk !== plan.firstChunk
+    ) {
+      task.error = new ReaderError(`reader read ${reply.chunks} chunks of ${reply.cols} tokens a row from chunk ` +
+        `${reply.firstChunk} of epoch ${reply.epoch}, not ${plan.chunks} of ${this.order.spanTokens} from chunk ` +
+        `${plan.firstChunk} of epoch ${plan.epoch} (was the corpus replaced while the run was reading it?)`);
+      return;
+    }
     task.buffer = reply.data;
     const Tokens = reply.dtype === 'uint16' ? Uint16Array : Uint32Array;
     task.chunks = Array.from({ length: reply.chunks }, (_, c) => new Tokens(reply.data, c * length * Tokens.BYTES_PER_ELEMENT, length));

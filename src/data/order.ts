@@ -24,8 +24,9 @@
  * A DataCursor { epoch, batch } names the next batch. Positioning at a cursor costs O(shards of the group) (one shard
  * permutation and one block) and gives exactly the batches an uninterrupted stream would have given from there.
  */
+import { type Split, readCorpusMeta } from '../corpus/store.js';
 import { Random, deriveSeed } from '../util/random.js';
-import { type ShardLayout, type ShardSet, tokensInShard } from './partition.js';
+import { type ShardLayout, type ShardSet, partitionShards, shardLayout, tokensInShard } from './partition.js';
 import { windowsInShard } from './windows.js';
 
 /** The position of the next batch of a group's stream: plain JSON, saved in checkpoints. */
@@ -66,8 +67,8 @@ export interface OrderOptions {
   spanWindows?: number;
 }
 
-/** One reader task: chunks firstChunk .. firstChunk + chunks - 1 of an epoch, all from one block. */
-export interface BlockTask {
+/** Where one reader task sits in the stream: chunks firstChunk .. firstChunk + chunks - 1 of an epoch, one block. */
+export interface TaskPosition {
   epoch: number;
   block: number;
   /** Index of the task's first chunk in the epoch. */
@@ -75,6 +76,10 @@ export interface BlockTask {
   chunks: number;
   /** Batches of the first chunk before the cursor (a resume inside a chunk): they are not delivered again. */
   skip: number;
+}
+
+/** One reader task: its position and what to read. */
+export interface BlockTask extends TaskPosition {
   /** The block's shard ids (a copy: small to send); a span names its shard by index into this table. */
   shards: Uint32Array;
   /** Two entries per span, chunk-major (chunk c, row r at 2 * (c * B + r)): index into `shards`, first token. */
@@ -313,7 +318,8 @@ export class DataOrder {
 export class SpanPlanner {
   private epoch = 0;
   private chunk = 0;
-  private skip = 0;
+  /** Batches of the next task's first chunk to leave out (a cursor inside a chunk). */
+  private skipBatches = 0;
   private order: Uint32Array = new Uint32Array(0);
 
   constructor(
@@ -323,12 +329,12 @@ export class SpanPlanner {
     const { epoch, batch } = checkCursor(cursor, o.batchesPerEpoch);
     this.enterEpoch(epoch);
     this.chunk = Math.floor(batch / o.spanWindows);
-    this.skip = batch % o.spanWindows;
+    this.skipBatches = batch % o.spanWindows;
   }
 
   /** The position of the next batch not yet planned. */
   get cursor(): DataCursor {
-    return { epoch: this.epoch, batch: this.chunk * this.o.spanWindows + this.skip };
+    return { epoch: this.epoch, batch: this.chunk * this.o.spanWindows + this.skipBatches };
   }
 
   /** Chunks of the next task. */
@@ -339,19 +345,27 @@ export class SpanPlanner {
   /** The next task: the chunks from the cursor to the end of its block. `spans` is used if it is large enough. */
   next(spans?: Uint32Array): BlockTask {
     const o = this.o;
+    const epochOrder = this.order;
+    const at = this.skip();
+    // A new list has room for the largest block, so that it can serve every later task.
+    const list = spans && spans.length >= 2 * at.chunks * o.batch ? spans : new Uint32Array(2 * o.maxBlockChunks * o.batch);
+    o.planBlock(at.epoch, epochOrder, at.block, at.firstChunk - o.chunkStart(at.block), list);
+    return { ...at, shards: o.blockShards(epochOrder, at.block), spans: list };
+  }
+
+  /**
+   * Steps over the next task without planning its spans (O(1), but for the shard permutation of a new epoch): where
+   * it sits and how many chunks it holds, all that a stream needs to budget and check the tasks a reader plans.
+   */
+  skip(): TaskPosition {
+    const o = this.o;
     const block = o.blockOfChunk(this.chunk);
     const chunks = o.chunkStart(block + 1) - this.chunk;
-    // A new list has room for the largest block, so that it can serve every later task.
-    const list = spans && spans.length >= 2 * chunks * o.batch ? spans : new Uint32Array(2 * o.maxBlockChunks * o.batch);
-    o.planBlock(this.epoch, this.order, block, this.chunk - o.chunkStart(block), list);
-    const task: BlockTask = {
-      epoch: this.epoch, block, firstChunk: this.chunk, chunks, skip: this.skip,
-      shards: o.blockShards(this.order, block), spans: list,
-    };
+    const at: TaskPosition = { epoch: this.epoch, block, firstChunk: this.chunk, chunks, skip: this.skipBatches };
     this.chunk += chunks;
-    this.skip = 0;
+    this.skipBatches = 0;
     if (this.chunk === o.chunksPerEpoch) this.enterEpoch(this.epoch + 1);
-    return task;
+    return at;
   }
 
   private enterEpoch(epoch: number): void {
@@ -359,6 +373,31 @@ export class SpanPlanner {
     this.chunk = 0;
     this.order = this.o.shardOrder(epoch);
   }
+}
+
+/** One group's data order as a run names it: the corpus, the partition of its shards, and the order's options. */
+export interface GroupOrderSpec {
+  corpusPath: string;
+  split: Split;
+  group: number;
+  groups: number;
+  /** Every group reads all shards (distill.sameData) instead of its own. */
+  sameData: boolean;
+  window: number;
+  batch: number;
+  seed: number;
+  shuffleShards?: number;
+  spanWindows?: number;
+}
+
+/** The data order of `spec`'s group, built the same way wherever it is needed (the stream, each reader). */
+export function groupOrder(spec: GroupOrderSpec): DataOrder {
+  const layout = shardLayout(readCorpusMeta(spec.corpusPath), spec.split);
+  const shards = partitionShards(layout, { groups: spec.groups, sameData: spec.sameData })[spec.group];
+  return new DataOrder({
+    layout, shards, window: spec.window, batch: spec.batch, seed: spec.seed, group: spec.group,
+    shuffleShards: spec.shuffleShards, spanWindows: spec.spanWindows,
+  });
 }
 
 /** A cursor as a checkpoint stored it, validated; the end of an epoch is the start of the next. */
