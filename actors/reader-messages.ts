@@ -65,7 +65,13 @@ export interface Stop {
 
 export type ToReader = OpenFeed | GrantTask | CloseFeed | Stop;
 
-/** A task's chunks, one after the other from byte 0 of `data` (which may be longer). */
+/**
+ * A task's chunks in one buffer, `data`: first the row table, a Uint32 per row (chunk c, row r at c * rows + r), then
+ * from byte `tokenOffset` the task's tokens: for each shard it read, the one region of the shard that its spans lie
+ * in. Row r of chunk c is the `cols` tokens from tokenOffset + rowStarts[c * rows + r] tokens on. So a reader copies
+ * one piece a shard, not one a span, and a span overlapping the next by a token holds it once. (The buffer may be
+ * longer than both.)
+ */
 export interface ChunksReply {
   type: 'chunks';
   feed: number;
@@ -74,11 +80,14 @@ export interface ChunksReply {
   epoch: number;
   firstChunk: number;
   chunks: number;
-  /** Chunk c is rows c*rows .. (c+1)*rows - 1, `cols` tokens of `dtype` a row. */
   data: ArrayBuffer;
   dtype: TokenDtype;
+  /** Rows a chunk (B) and tokens a row (M*T+1). */
   rows: number;
   cols: number;
+  /** Byte offset of the tokens in `data` (after the row table), and how many there are. */
+  tokenOffset: number;
+  tokens: number;
 }
 
 /** A feed that failed: no later task of it on this reader comes. */
@@ -92,8 +101,8 @@ export interface FeedErrorReply {
 export type FromReader = ChunksReply | FeedErrorReply;
 
 /**
- * One read: spans of the listed shards into rows of chunks. The serve loop makes these from its own plans; tests and
- * tools call `readSpans` with them directly.
+ * One read: the spans of the listed shards, as the rows of chunks (ChunksReply's layout). The serve loop makes these
+ * from its own plans; tests and tools call `readSpans` with them directly.
  */
 export interface ReadSpansRequest {
   corpusPath: string;
@@ -110,13 +119,10 @@ export interface ReadSpansRequest {
   /** A spent buffer to fill; if it is missing or too small, one is allocated. */
   out?: ArrayBuffer;
   /**
-   * Chunks a newly allocated buffer has room for (default `chunks`): room for the largest task lets one buffer serve
-   * every later task.
+   * Bytes a newly allocated buffer has (at least what this read needs): room for the largest task of an order
+   * (DataOrder.taskBytes) lets one buffer serve every later task.
    */
-  reserveChunks?: number;
+  reserveBytes?: number;
 }
 
-export interface ReadSpansResult {
-  data: ArrayBuffer;
-  dtype: TokenDtype;
-}
+export type ReadSpansResult = Pick<ChunksReply, 'data' | 'dtype' | 'tokenOffset' | 'tokens'>;

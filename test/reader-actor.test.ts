@@ -1,7 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readSpans } from '../actors/reader.js';
-import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ToReader } from '../actors/reader-messages.js';
+import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ToReader } from '../actors/reader-messages.js';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
 import { Corpus, readCorpusMeta } from '../src/corpus/store.js';
 import { DataOrder } from '../src/data/order.js';
@@ -38,20 +38,29 @@ const expectedChunks = (path: string): number[][] => {
   c.close();
   return chunks;
 };
-const chunksOf = (r: { data: ArrayBuffer; dtype: string }, chunks = 2, rows = 2, cols = L): number[][] => {
-  const tokens = r.dtype === 'uint16' ? new Uint16Array(r.data) : new Uint32Array(r.data);
-  return Array.from({ length: chunks }, (_, c) => Array.from(tokens.subarray(c * rows * cols, (c + 1) * rows * cols)));
+/** The chunks of a read, each row looked up in its row table (ChunksReply's layout), as plain token lists. */
+const chunksOf = (r: ReadSpansResult, chunks = 2, rows = 2, cols = L): number[][] => {
+  const Tokens = r.dtype === 'uint16' ? Uint16Array : Uint32Array;
+  const tokens = new Tokens(r.data, r.tokenOffset, r.tokens);
+  const starts = new Uint32Array(r.data, 0, chunks * rows);
+  return Array.from({ length: chunks }, (_, c) =>
+    Array.from({ length: rows }, (_, row) => Array.from(tokens.subarray(starts[c * rows + row], starts[c * rows + row] + cols))).flat());
 };
 
-t.test('readSpans copies each span into its row, filling the buffer it is given', async (t) => {
+t.test('readSpans copies one region a shard and a row table saying where each span landed', async (t) => {
   const path = await corpusIn(t);
-  const spent = new ArrayBuffer(4 * L * 2 + 64);
+  const spent = new ArrayBuffer(4 * 4 + 2000 * 2);
   const reply = readSpans(request(path, { out: spent }));
   t.equal(reply.data, spent, 'filled the buffer it was given instead of allocating one');
   t.same(chunksOf(reply), expectedChunks(path));
-  const small = readSpans(request(path, { out: new ArrayBuffer(4), reserveChunks: 5 }));
-  t.equal(small.data.byteLength, 5 * 2 * L * 2, 'a buffer too small is replaced by one with room for reserveChunks');
+  t.equal(reply.tokenOffset, 4 * 4, 'the tokens follow a Uint32 a row');
+  // Shard 4's spans start at 48 and 0 (one region of 48 + L tokens), shard 0's at 0, shard 1's at 1024 - L.
+  t.equal(reply.tokens, 48 + L + L + L, 'the regions of the spans, overlaps held once');
+  t.same(Array.from(new Uint32Array(reply.data, 0, 4)), [48, 48 + L, 0, 48 + 2 * L], 'where each row starts');
+  const small = readSpans(request(path, { out: new ArrayBuffer(4), reserveBytes: 5000 }));
+  t.equal(small.data.byteLength, 5000, 'a buffer too small is replaced by one of reserveBytes');
   t.same(chunksOf(small), expectedChunks(path));
+  t.equal(readSpans(request(path, { reserveBytes: 10 })).data.byteLength, 16 + (48 + 3 * L) * 2, 'or of what the read needs');
 });
 
 t.test('chunks come in the corpus dtype, uint16 or uint32', async (t) => {
@@ -124,8 +133,8 @@ t.test('through the pool: a feed reads the tasks of its data order, each only on
   t.teardown(() => pool.destroy());
   const c = collector();
   const feed = pool.openFeed(spec, c.sink);
-  const spent = new ArrayBuffer(order.maxBlockChunks * order.batch * order.spanTokens * 2);
-  new Uint8Array(spent)[spent.byteLength - 1] = 0xab; // past task 0's chunks: a reader leaves it as it is
+  const spent = new ArrayBuffer(order.taskBytes(2));
+  new Uint8Array(spent)[spent.byteLength - 1] = 0xab; // past task 0's tokens: a reader leaves it as it is
   feed.grant(0, spent);
   t.equal(spent.byteLength, 0, 'the granted buffer moved to a reader (detached here), not cloned');
   for (let j = 1; j < 6; j++) feed.grant(j);
@@ -141,9 +150,10 @@ t.test('through the pool: a feed reads the tasks of its data order, each only on
     const plan = planner.next();
     t.same([reply.task, reply.epoch, reply.firstChunk, reply.chunks], [j, plan.epoch, plan.firstChunk, plan.chunks], `task ${j}`);
     const want = readSpans({ ...plan, corpusPath: spec.corpusPath, split: 'train', spanTokens: order.spanTokens, rows: order.batch });
+    t.same([reply.tokenOffset, reply.tokens], [want.tokenOffset, want.tokens]);
     t.same(chunksOf(reply, plan.chunks, order.batch, order.spanTokens), chunksOf(want, plan.chunks, order.batch, order.spanTokens));
   }
-  t.ok(replies[0].chunks < order.maxBlockChunks, 'task 0 (from a cursor inside a block) leaves the buffer\'s tail alone');
+  t.ok(replies[0].tokenOffset + 2 * replies[0].tokens < order.taskBytes(2), 'task 0 leaves the buffer\'s tail alone');
   t.equal(new Uint8Array(replies[0].data).at(-1), 0xab, 'so task 0 came back in the granted buffer');
   t.ok(replies.some((r) => r.epoch === 1), 'the feed runs on into the next epoch');
 

@@ -89,8 +89,9 @@ interface Task {
   done: Promise<void>;
   settle: () => void;
   buffer?: ArrayBuffer;
-  /** Views of `buffer`, one per chunk. */
-  chunks?: TokenArray[];
+  /** Views of `buffer` (ChunksReply): its tokens, and where each row starts in them. */
+  tokens?: TokenArray;
+  rowStarts?: Uint32Array;
   error?: Error;
   /** The chunk being cut (index into `chunks`) and its next batch. */
   chunk: number;
@@ -225,7 +226,7 @@ export class BatchStream {
   /** The head task's next batch if its chunks have arrived (and the stream is healthy), else undefined. */
   private takeReady(): TrainBatch | undefined {
     const task = this.tasks[0];
-    if (this.closed || this.failure || !task?.chunks || !task.buffer) return undefined;
+    if (this.closed || this.failure || !task?.tokens || !task.rowStarts || !task.buffer) return undefined;
     const o = this.order;
     const m = o.spanWindows;
     const recycled = this.freeBatches.values().next();
@@ -234,7 +235,7 @@ export class BatchStream {
     const reuse = !recycled.done && recycled.value.byteLength === this.batchBytes;
     const data = reuse ? new Int32Array(recycled.value) : new Int32Array(o.batch * (o.window + 1));
     const k = task.k;
-    widenBatch(task.chunks[task.chunk], o.spanTokens, o.batch, o.window, k, data);
+    widenBatch(task.tokens, task.rowStarts, task.chunk * o.batch, o.batch, o.window, k, data);
     const { epoch } = task.plan;
     const index = (task.plan.firstChunk + task.chunk) * m + k;
     const cursor = index + 1 === o.batchesPerEpoch ? { epoch: epoch + 1, batch: 0 } : { epoch, batch: index + 1 };
@@ -242,7 +243,7 @@ export class BatchStream {
       task.k = 0;
       task.chunk++;
       this.outstanding--;
-      if (task.chunk === task.chunks.length) {
+      if (task.chunk === task.plan.chunks) {
         // All the task's batches are cut: its buffer can take a later block.
         this.tasks.shift();
         this.freeTasks.push(task.buffer);
@@ -286,7 +287,7 @@ export class BatchStream {
       // The pool failed: every task still to come fails with it.
       this.readersLost = new ReaderError(event.message);
       for (const task of this.tasks) {
-        if (!task.chunks) {
+        if (!task.tokens) {
           task.error ??= this.readersLost;
           task.settle();
         }
@@ -302,19 +303,20 @@ export class BatchStream {
 
   private unpack(task: Task, reply: ChunksReply): void {
     const { plan } = task;
-    const length = this.order.batch * this.order.spanTokens;
     if (
-      reply.chunks !== plan.chunks || reply.cols !== this.order.spanTokens ||
+      reply.chunks !== plan.chunks || reply.rows !== this.order.batch || reply.cols !== this.order.spanTokens ||
       reply.epoch !== plan.epoch || reply.firstChunk !== plan.firstChunk
     ) {
-      task.error = new ReaderError(`reader read ${reply.chunks} chunks of ${reply.cols} tokens a row from chunk ` +
-        `${reply.firstChunk} of epoch ${reply.epoch}, not ${plan.chunks} of ${this.order.spanTokens} from chunk ` +
-        `${plan.firstChunk} of epoch ${plan.epoch} (was the corpus replaced while the run was reading it?)`);
+      const o = this.order;
+      task.error = new ReaderError(`reader read ${reply.chunks} chunks of ${reply.rows} x ${reply.cols} tokens from ` +
+        `chunk ${reply.firstChunk} of epoch ${reply.epoch}, not ${plan.chunks} of ${o.batch} x ${o.spanTokens} from ` +
+        `chunk ${plan.firstChunk} of epoch ${plan.epoch} (was the corpus replaced while the run was reading it?)`);
       return;
     }
     task.buffer = reply.data;
     const Tokens = reply.dtype === 'uint16' ? Uint16Array : Uint32Array;
-    task.chunks = Array.from({ length: reply.chunks }, (_, c) => new Tokens(reply.data, c * length * Tokens.BYTES_PER_ELEMENT, length));
+    task.rowStarts = new Uint32Array(reply.data, 0, reply.chunks * reply.rows);
+    task.tokens = new Tokens(reply.data, reply.tokenOffset, reply.tokens);
   }
 }
 

@@ -1,8 +1,8 @@
 /**
  * The data order of one group: which windows it trains on, in which order, epoch after epoch.
  *
- * The unit of reading is a span: M consecutive windows of one shard, M*T+1 contiguous tokens, so that the reader
- * copies one contiguous piece per M windows (a memcpy) instead of gathering windows one by one.
+ * The unit of the order is a span: M consecutive windows of one shard, M*T+1 contiguous tokens, the row of M
+ * consecutive batches. (The reader copies the region of each shard that a task's spans lie in, in one piece.)
  *
  * An epoch permutes the group's shards (seeded by seed, group, epoch) and cuts that list into ceil(n / shuffleShards)
  * shuffle blocks whose sizes differ by at most one. Each shard of a block is cut into whole spans from a random
@@ -11,7 +11,7 @@
  * batch i of an epoch is batch i mod M of chunk floor(i / M). So:
  *  - a batch mixes B places from up to `shuffleShards` unrelated shards, and for M batches row r continues row r of
  *    the batch before (what truncated back-propagation through time with a carried state wants);
- *  - a reader task is one block: it reads each of the block's shards once, and every span it copies is delivered;
+ *  - a reader task is one block: it reads each of the block's shards once, and nearly all it copies is delivered;
  *  - every window of the group's shards comes at most once per epoch. Dropped are the windows of a shard before its
  *    phase and after its last whole span (fewer than M a shard) and the spans of a block past its last whole chunk
  *    (fewer than B a block), a different set each epoch; `droppedWindows` counts them and the automatic M
@@ -39,8 +39,11 @@ export interface DataCursor {
 export const SHUFFLE_SHARDS = 16;
 
 /**
- * The automatic M makes spans of at least this many tokens (and at most twice as many): copying shorter ones costs
- * more per byte (measured: 35 GB/s for spans of 1025 uint16 tokens, 15 GB/s at 257, 2 GB/s at 33).
+ * The automatic M makes spans of at least this many tokens (and at most twice as many). It was chosen when the reader
+ * copied span by span, which cost more per byte for shorter spans (35 GB/s at 1025 uint16 tokens, 2 GB/s at 33); the
+ * reader now copies one region a shard whatever the spans, so M only sets how many consecutive batches continue the
+ * same rows (what model.carryState wants) and how many windows a shard drops (fewer than M). It stays, so that data
+ * orders, and the runs and checkpoints made with them, stay as they were.
  */
 export const MIN_SPAN_TOKENS = 1024;
 
@@ -192,6 +195,20 @@ export class DataOrder {
     return this.geometry.maxChunks;
   }
 
+  /** The most shards a block holds. */
+  get maxBlockShards(): number {
+    return Math.ceil(this.shards.count / this.geometry.count);
+  }
+
+  /**
+   * Bytes of the buffer that holds any one reader task of this order (reader-messages.ts, ChunksReply): its row table
+   * and the shard regions its spans lie in, at most one shard of tokens per shard of the block.
+   */
+  taskBytes(bytesPerToken: number): number {
+    const rows = this.batch * this.maxBlockChunks;
+    return rows * Uint32Array.BYTES_PER_ELEMENT + this.maxBlockShards * this.layout.shardTokens * bytesPerToken;
+  }
+
   /** Position in the epoch's shard order of block `block`'s first shard (block = blockCount: the end). */
   blockStart(block: number): number {
     return Math.floor((block * this.shards.count) / this.geometry.count);
@@ -296,9 +313,8 @@ export class DataOrder {
   }
 
   /**
-   * The automatic M: spans of MIN_SPAN_TOKENS to twice that (memcpy speed, and not many more consecutive batches on
-   * the same rows than needed), and among those the M that delivers the most windows (the smallest on a tie). Only
-   * when none of them fills a chunk are shorter spans tried.
+   * The automatic M: spans of MIN_SPAN_TOKENS to twice that (see there), and among those the M that delivers the
+   * most windows (the smallest on a tie). Only when none of them fills a chunk are shorter spans tried.
    */
   private bestGeometry(): Geometry {
     const w = this.fullShardWindows;
