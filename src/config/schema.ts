@@ -62,7 +62,7 @@ export const distillSchema = z.strictObject({
   burnIn: int(0).default(100).describe('steps with alpha = 0 before distillation starts'),
   ramp: int(0).default(0).describe('after burn-in, raise alpha linearly from 0 over this many steps'),
   exchangeEvery: int(0).default(50)
-    .describe('steps between snapshot exchanges; one more exchange happens when burn-in ends (0 = never after that one)'),
+    .describe('steps between snapshot exchanges; one more exchange happens when burn-in ends (0 = never after that one). Keep it away from Adam\'s momentum memory, 1/(1 - beta1) steps: exchanging that often made students overshoot (README, staleness)'),
   mode: z.enum(['sync', 'async']).default('sync')
     .describe('sync: teachers use the snapshot of the last exchange, floor(s/K)*K or the end of burn-in, groups wait (deterministic); async: newest published'),
   loss: z.enum(['ce', 'mse-logits']).default('ce')
