@@ -131,7 +131,7 @@ class Feed {
     this.reserve = this.order.taskBytes(bytesPerToken(this.corpus.meta.tokenDtype));
     this.planner = this.order.planner(spec.cursor);
     this.task = reader;
-    for (let j = 0; j < reader; j++) this.planner.skip();
+    for (let j = 0; j < reader; j++) this.planner.stepOver();
   }
 
   grant(task: number, buffer?: ArrayBuffer): void {
@@ -155,7 +155,7 @@ class Feed {
       chunks: plan.chunks, rows: o.batch, cols: o.spanTokens, ...read,
     };
     port.postMessage(reply, [read.data]);
-    for (let j = 1; j < this.readers; j++) this.planner.skip();
+    for (let j = 1; j < this.readers; j++) this.planner.stepOver();
     this.task += this.readers;
     return true;
   }

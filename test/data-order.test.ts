@@ -113,15 +113,15 @@ t.test('reader tasks are whole blocks and their batches are the epoch order, the
   t.same(batches.at(-1)!.split(' ').slice(1), [...order.epochWindows(1)].map(key).slice(0, 8));
 });
 
-t.test('skip steps over tasks exactly as next plans them, across epochs and from inside a chunk', async (t) => {
+t.test('stepOver passes over tasks exactly as next plans them, across epochs and from inside a chunk', async (t) => {
   const order = orderFor();
   const cursor = { epoch: 0, batch: M + 2 };
   const planning = order.planner(cursor);
-  const skipping = order.planner(cursor);
+  const stepping = order.planner(cursor);
   for (let i = 0; i < 2 * order.blockCount + 1; i++) {
     const { epoch, block, firstChunk, chunks, skip } = planning.next();
-    t.same(skipping.skip(), { epoch, block, firstChunk, chunks, skip }, `task ${i}`);
-    t.same(skipping.cursor, planning.cursor);
+    t.same(stepping.stepOver(), { epoch, block, firstChunk, chunks, skip }, `task ${i}`);
+    t.same(stepping.cursor, planning.cursor);
   }
 });
 

@@ -260,7 +260,7 @@ export class BatchStream {
       !this.failure &&
       (this.outstanding === 0 || this.outstanding + this.planner.nextChunks <= this.prefetch)
     ) {
-      const plan = this.planner.skip();
+      const plan = this.planner.stepOver();
       const out = this.freeTasks.pop();
       if (out) this.reusedBuffers++;
       let settle = (): void => undefined;

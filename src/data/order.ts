@@ -362,7 +362,7 @@ export class SpanPlanner {
   next(spans?: Uint32Array): BlockTask {
     const o = this.o;
     const epochOrder = this.order;
-    const at = this.skip();
+    const at = this.stepOver();
     // A new list has room for the largest block, so that it can serve every later task.
     const list = spans && spans.length >= 2 * at.chunks * o.batch ? spans : new Uint32Array(2 * o.maxBlockChunks * o.batch);
     o.planBlock(at.epoch, epochOrder, at.block, at.firstChunk - o.chunkStart(at.block), list);
@@ -373,7 +373,7 @@ export class SpanPlanner {
    * Steps over the next task without planning its spans (O(1), but for the shard permutation of a new epoch): where
    * it sits and how many chunks it holds, all that a stream needs to budget and check the tasks a reader plans.
    */
-  skip(): TaskPosition {
+  stepOver(): TaskPosition {
     const o = this.o;
     const block = o.blockOfChunk(this.chunk);
     const chunks = o.chunkStart(block + 1) - this.chunk;

@@ -16,6 +16,7 @@ import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promis
 import { join } from 'node:path';
 import {
   checkCount,
+  checkPlace,
   decodeSnapshot,
   encodeRecord,
   isNoRoom,
@@ -110,7 +111,7 @@ export class DirSnapshotStore implements SnapshotStore {
       throw new SnapshotError('io', `${this.label(group, step)}: cannot read (${(e as Error).message})`, { cause: e });
     }
     const snapshot = decodeSnapshot(bytes, this.label(group, step));
-    this.checkName(snapshot.header, group, step);
+    checkPlace(snapshot.header, group, step, this.label(group, step));
     return snapshot;
   }
 
@@ -186,7 +187,7 @@ export class DirSnapshotStore implements SnapshotStore {
         const { bytesRead } = await handle.read(bytes, 0, want, 0);
         try {
           const header = decodeSnapshotHeader(bytes.subarray(0, bytesRead), this.label(group, step));
-          this.checkName(header, group, step);
+          checkPlace(header, group, step, this.label(group, step));
           return header;
         } catch (e) {
           // A header longer than what was read: read more, up to the whole file.
@@ -201,12 +202,6 @@ export class DirSnapshotStore implements SnapshotStore {
   /** Names a snapshot in messages: the store's address and the file's place in it. */
   private label(group: number, step: number): string {
     return `${this.where}/${groupDir(group)}/${stepFile(step)}`;
-  }
-
-  private checkName(header: SnapshotHeader, group: number, step: number): void {
-    if (header.group !== group || header.step !== step) {
-      throw new SnapshotError('corrupt', `${this.label(group, step)}: holds group ${header.group} step ${header.step}`);
-    }
   }
 
   private async removeStaleTemps(group: number): Promise<void> {

@@ -10,6 +10,7 @@
 import { open, type Database, type RootDatabase } from 'lmdb';
 import {
   checkCount,
+  checkPlace,
   decodeSnapshot,
   decodeSnapshotHeader,
   encodeRecord,
@@ -79,10 +80,7 @@ export class LmdbSnapshotStore implements SnapshotStore {
     if (!bytes) return undefined;
     const where = `${this.where} group ${group} step ${step}`;
     const snapshot = decodeSnapshot(bytes, where);
-    const h = snapshot.header;
-    if (h.group !== group || h.step !== step) {
-      throw new SnapshotError('corrupt', `${where}: record holds group ${h.group} step ${h.step}`);
-    }
+    checkPlace(snapshot.header, group, step, where);
     return snapshot;
   }
 

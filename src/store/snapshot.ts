@@ -401,6 +401,13 @@ export function checkCount(name: string, n: number, where: string): void {
   if (!isCount(n)) throw new SnapshotError('invalid', `${where}: ${name} must be a non-negative integer, not ${n}`);
 }
 
+/** A snapshot read from the place of (group, step) that says it is another one is corrupt: shared by the stores. */
+export function checkPlace(header: SnapshotHeader, group: number, step: number, where: string): void {
+  if (header.group !== group || header.step !== step) {
+    throw new SnapshotError('corrupt', `${where}: holds group ${header.group} step ${header.step}`);
+  }
+}
+
 /** Error codes with which a write reports no room: the disk, a quota, a file-size limit, or LMDB's map. */
 const NO_ROOM = new Set<unknown>(['ENOSPC', 'EDQUOT', 'EFBIG', 28, 27, 122, -30792]);
 
