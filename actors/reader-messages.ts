@@ -34,7 +34,7 @@ export interface ServeRequest {
   readers: number;
 }
 
-export type ServeResult = { type: 'stopped'; tasks: number };
+export type ServeResult = { type: 'stopped' };
 
 /** Opens feed `feed` with no task granted yet. */
 export interface OpenFeed {

@@ -14,7 +14,7 @@
  */
 import { statSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
-import { Corpus, asTokens, bytesPerToken } from '../src/corpus/store.js';
+import { Corpus, asTokens, bytesPerToken, tokenArrayType } from '../src/corpus/store.js';
 import { type DataOrder, type SpanPlanner, groupOrder } from '../src/data/order.js';
 import type {
   FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
@@ -84,7 +84,7 @@ export function readSpans(req: ReadSpansRequest, corpus: Corpus = corpusAt(req.c
   const tokenOffset = total * Uint32Array.BYTES_PER_ELEMENT;
   const bytes = tokenOffset + tokens * bytesPerToken(dtype);
   const data = req.out && req.out.byteLength >= bytes ? req.out : new ArrayBuffer(Math.max(bytes, req.reserveBytes ?? 0));
-  const out = dtype === 'uint16' ? new Uint16Array(data, tokenOffset, tokens) : new Uint32Array(data, tokenOffset, tokens);
+  const out = new (tokenArrayType(dtype))(data, tokenOffset, tokens);
   for (let s = 0; s < slots; s++) {
     if (highs[s] < 0) continue;
     const shard = asTokens(corpus.shardBytesFast(split, shards[s]), dtype);
@@ -127,7 +127,7 @@ class Feed {
     reader: number,
   ) {
     this.corpus = corpusAt(spec.corpusPath);
-    this.order = groupOrder(spec);
+    this.order = groupOrder(spec, this.corpus.meta); // the store it reads, not another open of the path
     this.reserve = this.order.taskBytes(bytesPerToken(this.corpus.meta.tokenDtype));
     this.planner = this.order.planner(spec.cursor);
     this.task = reader;
@@ -175,7 +175,6 @@ const errorText = (err: unknown): string => `reader: ${err instanceof Error ? er
 function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
   const bell = new Int32Array(doorbell);
   const feeds = new Map<number, Feed>();
-  let tasks = 0;
   const fail = (feed: number, task: number, err: unknown): void => {
     const reply: FromReader = { type: 'error', feed, task, message: errorText(err) };
     port.postMessage(reply);
@@ -200,7 +199,7 @@ function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
           break;
         case 'stop':
           port.close();
-          return { type: 'stopped', tasks };
+          return { type: 'stopped' };
         default: {
           const unknown: never = msg;
           throw new Error(`reader: unknown message ${JSON.stringify(unknown)}`);
@@ -210,10 +209,7 @@ function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
     let busy = false;
     for (const feed of feeds.values()) {
       try {
-        if (feed.produce(port)) {
-          busy = true;
-          tasks++;
-        }
+        if (feed.produce(port)) busy = true;
       } catch (err) {
         feed.failed = true;
         fail(feed.id, feed.pending, err);

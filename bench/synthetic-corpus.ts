@@ -10,6 +10,7 @@ import {
   CorpusWriter,
   type Split,
   type TokenDtype,
+  tokenArrayType,
 } from '../src/corpus/store.js';
 
 export interface SyntheticCorpusOptions {
@@ -38,7 +39,7 @@ export async function writeSyntheticCorpus(path: string, o: SyntheticCorpusOptio
       const shards = Math.ceil(total / o.shardTokens);
       for (let s = 0; s < shards; s++) {
         const n = Math.min(o.shardTokens, total - s * o.shardTokens);
-        const tokens = tokenDtype === 'uint16' ? new Uint16Array(n) : new Uint32Array(n);
+        const tokens = new (tokenArrayType(tokenDtype))(n);
         for (let i = 0; i < n; i++) tokens[i] = syntheticToken(split, s, i, vocabSize);
         void writer.putShard(split, s, tokens);
         if (s % 64 === 63) await writer.flush();

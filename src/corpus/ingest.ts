@@ -38,6 +38,7 @@ import {
   type TokenArray,
   type TokenDtype,
   type TokenizerMeta,
+  tokenArrayType,
 } from './store.js';
 import { checkVocabSize, type CorpusTokenizer, loadTokenizer, TokenizerTrainer } from './tokenizer.js';
 
@@ -272,6 +273,6 @@ class ShardPacker {
   }
 
   private allocate(): TokenArray {
-    return this.dtype === 'uint16' ? new Uint16Array(this.shardTokens) : new Uint32Array(this.shardTokens);
+    return new (tokenArrayType(this.dtype))(this.shardTokens);
   }
 }

@@ -155,10 +155,14 @@ export class Corpus {
   }
 }
 
+/** The typed-array class of a token dtype. */
+export const tokenArrayType = (dtype: TokenDtype): Uint16ArrayConstructor | Uint32ArrayConstructor =>
+  dtype === 'uint16' ? Uint16Array : Uint32Array;
+
 /** Views bytes as token ids, copying only when the bytes are not aligned for the dtype. */
 export function asTokens(bytes: Uint8Array, dtype: TokenDtype): TokenArray {
   const width = bytesPerToken(dtype);
-  const Ctor = dtype === 'uint16' ? Uint16Array : Uint32Array;
+  const Ctor = tokenArrayType(dtype);
   if (bytes.byteOffset % width === 0) return new Ctor(bytes.buffer as ArrayBuffer, bytes.byteOffset, bytes.byteLength / width);
   return new Ctor(bytes.slice().buffer as ArrayBuffer);
 }

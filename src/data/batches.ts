@@ -19,7 +19,7 @@
  *   await stream.close(); await pool.destroy();
  */
 import { Observable, defer, repeat } from 'rxjs';
-import type { TokenArray } from '../corpus/store.js';
+import { type TokenArray, tokenArrayType } from '../corpus/store.js';
 import type { Batch } from '../model/workload.js';
 import { pullEach } from '../../streams/pull-each.js';
 import { type DataCursor, type DataOrder, type GroupOrderSpec, type SpanPlanner, type TaskPosition, groupOrder } from './order.js';
@@ -314,9 +314,8 @@ export class BatchStream {
       return;
     }
     task.buffer = reply.data;
-    const Tokens = reply.dtype === 'uint16' ? Uint16Array : Uint32Array;
     task.rowStarts = new Uint32Array(reply.data, 0, reply.chunks * reply.rows);
-    task.tokens = new Tokens(reply.data, reply.tokenOffset, reply.tokens);
+    task.tokens = new (tokenArrayType(reply.dtype))(reply.data, reply.tokenOffset, reply.tokens);
   }
 }
 

@@ -24,7 +24,7 @@
  * A DataCursor { epoch, batch } names the next batch. Positioning at a cursor costs O(shards of the group) (one shard
  * permutation and one block) and gives exactly the batches an uninterrupted stream would have given from there.
  */
-import { type Split, readCorpusMeta } from '../corpus/store.js';
+import { type CorpusMeta, type Split, readCorpusMeta } from '../corpus/store.js';
 import { Random, deriveSeed } from '../util/random.js';
 import { type ShardLayout, type ShardSet, partitionShards, shardLayout, tokensInShard } from './partition.js';
 import { windowsInShard } from './windows.js';
@@ -336,14 +336,16 @@ export class SpanPlanner {
   private chunk = 0;
   /** Batches of the next task's first chunk to leave out (a cursor inside a chunk). */
   private skipBatches = 0;
-  private order: Uint32Array = new Uint32Array(0);
+  /** The shard permutation of epoch `orderEpoch`, made when a task of that epoch is first planned (`next`). */
+  private order: Uint32Array | undefined;
+  private orderEpoch = -1;
 
   constructor(
     private readonly o: DataOrder,
     cursor: DataCursor,
   ) {
     const { epoch, batch } = checkCursor(cursor, o.batchesPerEpoch);
-    this.enterEpoch(epoch);
+    this.epoch = epoch;
     this.chunk = Math.floor(batch / o.spanWindows);
     this.skipBatches = batch % o.spanWindows;
   }
@@ -361,8 +363,12 @@ export class SpanPlanner {
   /** The next task: the chunks from the cursor to the end of its block. `spans` is used if it is large enough. */
   next(spans?: Uint32Array): BlockTask {
     const o = this.o;
-    const epochOrder = this.order;
     const at = this.stepOver();
+    if (at.epoch !== this.orderEpoch || !this.order) {
+      this.order = o.shardOrder(at.epoch);
+      this.orderEpoch = at.epoch;
+    }
+    const epochOrder = this.order;
     // A new list has room for the largest block, so that it can serve every later task.
     const list = spans && spans.length >= 2 * at.chunks * o.batch ? spans : new Uint32Array(2 * o.maxBlockChunks * o.batch);
     o.planBlock(at.epoch, epochOrder, at.block, at.firstChunk - o.chunkStart(at.block), list);
@@ -370,8 +376,8 @@ export class SpanPlanner {
   }
 
   /**
-   * Steps over the next task without planning its spans (O(1), but for the shard permutation of a new epoch): where
-   * it sits and how many chunks it holds, all that a stream needs to budget and check the tasks a reader plans.
+   * Steps over the next task without planning its spans (O(log blocks), no shard permutation): where it sits and how
+   * many chunks it holds, all that a stream needs to budget and check the tasks a reader plans.
    */
   stepOver(): TaskPosition {
     const o = this.o;
@@ -380,14 +386,11 @@ export class SpanPlanner {
     const at: TaskPosition = { epoch: this.epoch, block, firstChunk: this.chunk, chunks, skip: this.skipBatches };
     this.chunk += chunks;
     this.skipBatches = 0;
-    if (this.chunk === o.chunksPerEpoch) this.enterEpoch(this.epoch + 1);
+    if (this.chunk === o.chunksPerEpoch) {
+      this.epoch++;
+      this.chunk = 0;
+    }
     return at;
-  }
-
-  private enterEpoch(epoch: number): void {
-    this.epoch = epoch;
-    this.chunk = 0;
-    this.order = this.o.shardOrder(epoch);
   }
 }
 
@@ -406,9 +409,12 @@ export interface GroupOrderSpec {
   spanWindows?: number;
 }
 
-/** The data order of `spec`'s group, built the same way wherever it is needed (the stream, each reader). */
-export function groupOrder(spec: GroupOrderSpec): DataOrder {
-  const layout = shardLayout(readCorpusMeta(spec.corpusPath), spec.split);
+/**
+ * The data order of `spec`'s group, built the same way wherever it is needed (the stream, each reader), from the
+ * corpus' metadata (read from `spec.corpusPath` unless the caller has it open already).
+ */
+export function groupOrder(spec: GroupOrderSpec, meta: CorpusMeta = readCorpusMeta(spec.corpusPath)): DataOrder {
+  const layout = shardLayout(meta, spec.split);
   const shards = partitionShards(layout, { groups: spec.groups, sameData: spec.sameData })[spec.group];
   return new DataOrder({
     layout, shards, window: spec.window, batch: spec.batch, seed: spec.seed, group: spec.group,

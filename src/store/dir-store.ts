@@ -19,7 +19,8 @@ import {
   checkPlace,
   decodeSnapshot,
   encodeRecord,
-  isNoRoom,
+  describeSnapshots,
+  writeError,
   newestCommonStep,
   decodeSnapshotHeader,
   SnapshotError,
@@ -74,16 +75,7 @@ export class DirSnapshotStore implements SnapshotStore {
       }
     } catch (e) {
       await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
-      const what = encoded.map((x) => `group ${x.header.group} step ${x.header.step}`).join(', ');
-      if (isNoRoom(e)) {
-        throw new SnapshotError(
-          'full',
-          `${this.where}: no room to write ${what} (${(e as Error).message}): the disk is full or a quota or ` +
-            'file-size limit was hit; the snapshots written before are intact',
-          { cause: e },
-        );
-      }
-      throw new SnapshotError('io', `${this.where}: writing ${what} failed (${(e as Error).message})`, { cause: e });
+      throw writeError(e, this.where, describeSnapshots(encoded));
     }
     for (const { temp, final } of staged) await rename(temp, final);
     for (const dir of new Set(staged.map((s) => s.dir))) await syncDir(dir);

@@ -14,9 +14,9 @@ import {
   decodeSnapshot,
   decodeSnapshotHeader,
   encodeRecord,
-  isNoRoom,
+  describeSnapshots,
+  writeError,
   newestCommonStep,
-  SnapshotError,
   type Snapshot,
   type SnapshotHeader,
   type SnapshotInput,
@@ -50,8 +50,7 @@ export class LmdbSnapshotStore implements SnapshotStore {
 
   async putMany(snapshots: readonly SnapshotInput[]): Promise<SnapshotHeader[]> {
     const encoded = snapshots.map(encodeRecord);
-    const what = encoded.map((x) => `group ${x.header.group} step ${x.header.step}`).join(', ');
-    this.write(what, () => {
+    this.write(describeSnapshots(encoded), () => {
       for (const { bytes, header, headLength } of encoded) {
         const key: Key = [header.group, header.step];
         this.records.putSync(key, bytes as Buffer);
@@ -137,7 +136,7 @@ export class LmdbSnapshotStore implements SnapshotStore {
     try {
       this.env.transactionSync(body);
     } catch (e) {
-      throw writeError(e, this.where, what);
+      throw writeError(e, this.where, what, true);
     }
   }
 
@@ -146,18 +145,3 @@ export class LmdbSnapshotStore implements SnapshotStore {
   }
 }
 
-/** A clear SnapshotError for a failed commit. LMDB reports a short write (a full disk, a file-size limit) as EIO. */
-function writeError(cause: unknown, where: string, what: string): SnapshotError {
-  const code = (cause as { code?: unknown } | undefined)?.code;
-  const detail = `${(cause as Error)?.message ?? String(cause)}${code !== undefined ? `, code ${String(code)}` : ''}`;
-  if (isNoRoom(cause) || code === 5 || code === 'EIO') {
-    return new SnapshotError(
-      'full',
-      `${where}: no room to write ${what} (${detail}): the disk or the LMDB map is full, ` +
-        'or a file-size limit was hit; the snapshots committed before are intact',
-      { cause },
-    );
-  }
-  const message = `${where}: writing ${what} failed (${detail}); the snapshots committed before are intact`;
-  return new SnapshotError('io', message, { cause });
-}

@@ -408,6 +408,31 @@ export function checkPlace(header: SnapshotHeader, group: number, step: number, 
   }
 }
 
+/** Names the snapshots of a write in messages: `group 0 step 250, group 1 step 250`. */
+export function describeSnapshots(headers: readonly { header: SnapshotHeader }[]): string {
+  return headers.map((x) => `group ${x.header.group} step ${x.header.step}`).join(', ');
+}
+
+/**
+ * A clear SnapshotError for a failed write of `what` to the store at `where`: `full` when the storage reports no room
+ * (LMDB also reports a short write as EIO, so `eioIsFull` for it), `io` otherwise. Either way what was committed
+ * before stays intact.
+ */
+export function writeError(cause: unknown, where: string, what: string, eioIsFull = false): SnapshotError {
+  const code = (cause as { code?: unknown } | undefined)?.code;
+  const detail = `${(cause as Error)?.message ?? String(cause)}${code !== undefined ? `, code ${String(code)}` : ''}`;
+  if (isNoRoom(cause) || (eioIsFull && (code === 5 || code === 'EIO'))) {
+    return new SnapshotError(
+      'full',
+      `${where}: no room to write ${what} (${detail}): the disk${eioIsFull ? ' or the LMDB map' : ''} is full, ` +
+        'or a quota or file-size limit was hit; the snapshots committed before are intact',
+      { cause },
+    );
+  }
+  const message = `${where}: writing ${what} failed (${detail}); the snapshots committed before are intact`;
+  return new SnapshotError('io', message, { cause });
+}
+
 /** Error codes with which a write reports no room: the disk, a quota, a file-size limit, or LMDB's map. */
 const NO_ROOM = new Set<unknown>(['ENOSPC', 'EDQUOT', 'EFBIG', 28, 27, 122, -30792]);
 
