@@ -8,14 +8,13 @@
  * issue 4: step time of 2 groups with distillation on from the first step, against the same 2 groups without it
  *          (the teachers' overhead), with full and top-k teacher targets, and distilling a quarter of the positions.
  */
-import { existsSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
-import { ingestCommand } from '../src/commands/ingest.js';
+import { ensureCorpus } from '../src/commands/ingest.js';
 import type { StepEvent } from '../src/train/events.js';
 import { startRun } from '../src/train/run.js';
 
@@ -52,7 +51,7 @@ export async function measureArm(arm: string, config: Config, warmup: number): P
 
 export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: ArmResult[]; ratios: Record<string, number> }> {
   const base = loadConfig({ preset: 'lm-small' });
-  if (!existsSync(base.corpus.path)) await ingestCommand(base, {});
+  await ensureCorpus(base);
   const dir = mkdtempSync(join(tmpdir(), 'codistill-bench-'));
   const B = base.optim.batch;
   const common = [`steps=${steps + warmup}`, `runDir=${dir}`, 'eval.every=0', 'eval.windows=8', 'checkpoint.every=0', 'optim.warmupSteps=0'];

@@ -1,5 +1,6 @@
 import { describeKeys } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { markdownTable } from '../util/table.js';
 
 /** Prints the resolved config as JSON, or the documented key table. */
 export function configCommand(config: Config | undefined, flags: { markdown?: boolean }): void {
@@ -9,10 +10,8 @@ export function configCommand(config: Config | undefined, flags: { markdown?: bo
   }
   const keys = describeKeys();
   if (flags.markdown) {
-    const lines = ['| key | type | default | meaning |', '| --- | --- | --- | --- |'];
-    const esc = (v: string) => v.replaceAll('|', '\\|');
-    for (const k of keys) lines.push(`| \`${k.key}\` | ${esc(k.type)} | \`${JSON.stringify(k.default)}\` | ${esc(k.doc)} |`);
-    process.stdout.write(`${lines.join('\n')}\n`);
+    const rows = keys.map((k) => [`\`${k.key}\``, k.type, `\`${JSON.stringify(k.default)}\``, k.doc]);
+    process.stdout.write(markdownTable(['key', 'type', 'default', 'meaning'], rows));
     return;
   }
   const width = Math.max(...keys.map((k) => k.key.length));

@@ -1,7 +1,7 @@
 /**
  * `codistill ingest`: builds the token corpus at corpus.path, with a progress bar per phase and a closing table.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { ingest, type IngestPhase, type IngestResult } from '../corpus/ingest.js';
@@ -9,6 +9,13 @@ import { SPLITS } from '../corpus/store.js';
 import { bytes, compact, createProgress, type Progress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
 
+
+/** Ingests the config's corpus first if there is none at corpus.path yet (what train, start and experiments do). */
+export async function ensureCorpus(config: Config): Promise<void> {
+  if (existsSync(config.corpus.path)) return;
+  process.stderr.write(`no corpus at ${config.corpus.path}: ingesting it first\n`);
+  await ingestCommand(config, {});
+}
 
 export async function ingestCommand(config: Config, flags: { force?: boolean }): Promise<void> {
   const corpusPath = config.corpus.path;

@@ -7,12 +7,11 @@
  *    replicas as the codistillation has groups, for the same steps: the same examples, steps and threads.
  * 4. Print one table: each codistilled model, their ensemble, and the baseline.
  */
-import { existsSync } from 'node:fs';
 import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { startRun, type RunSummary } from '../train/run.js';
 import { formatTable } from '../util/table.js';
-import { ingestCommand } from './ingest.js';
+import { ensureCorpus } from './ingest.js';
 import { watchRun } from './train.js';
 
 export interface StartResult {
@@ -50,7 +49,7 @@ export function startTable(r: StartResult, config: Config): string {
 
 export async function startCommand(config: Config): Promise<StartResult> {
   if (config.groups < 2) throw new Error('codistill start compares codistillation with its baseline: it needs groups >= 2');
-  if (!existsSync(config.corpus.path)) await ingestCommand(config, {});
+  await ensureCorpus(config);
   const name = config.name || `start-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const main = { ...config, name };
 

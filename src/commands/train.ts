@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { startRun, type RunSummary } from '../train/run.js';
 import type { RunEvent } from '../train/events.js';
 import { createProgress } from '../util/progress.js';
-import { ingestCommand } from './ingest.js';
+import { ensureCorpus } from './ingest.js';
 import { formatTable } from '../util/table.js';
 
 /** The config a resumed run continues with: the one it saved, with any `--set` overrides on top. */
@@ -79,10 +79,7 @@ export function summaryTable(summary: RunSummary, config: Config): string {
 }
 
 export async function trainCommand(config: Config, flags: { resume?: string }): Promise<RunSummary> {
-  if (!flags.resume && !existsSync(config.corpus.path)) {
-    process.stderr.write(`no corpus at ${config.corpus.path}: ingesting it first\n`);
-    await ingestCommand(config, {});
-  }
+  if (!flags.resume) await ensureCorpus(config);
   const run = startRun({ config, resume: flags.resume });
   watchRun(run.events$, config);
   const summary = await run.done;

@@ -55,7 +55,8 @@ function readPreset(preset: string): Tree {
   return merge(readPreset(base), rest);
 }
 
-function merge(base: Tree, over: Tree): Tree {
+/** Deep-merges two config trees (objects merge key by key; anything else in `over` wins). */
+export function merge(base: Tree, over: Tree): Tree {
   const out: Tree = { ...base };
   for (const [k, v] of Object.entries(over)) {
     out[k] = isTree(v) && isTree(out[k]) ? merge(out[k] as Tree, v) : v;
@@ -71,10 +72,10 @@ function parseValue(raw: string): unknown {
   }
 }
 
-/** Turns `a.b=1` into `{a: {b: 1}}` merged into `tree`. */
-export function applySet(tree: Tree, assignment: string): Tree {
+/** Turns `a.b=1` into `{a: {b: 1}}` merged into `tree`; `flag` names the option in errors. */
+export function applySet(tree: Tree, assignment: string, flag = '--set'): Tree {
   const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new ConfigError(`--set "${assignment}": expected key=value`);
+  if (eq <= 0) throw new ConfigError(`${flag} "${assignment}": expected key=value`);
   const path = assignment.slice(0, eq).trim().split('.');
   let value: unknown = parseValue(assignment.slice(eq + 1));
   for (let i = path.length - 1; i >= 0; i--) value = { [path[i]]: value };

@@ -7,9 +7,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, validateConfig } from '../config/load.js';
+import { ConfigError, merge, validateConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ingestCommand } from '../commands/ingest.js';
+import { ensureCorpus } from '../commands/ingest.js';
 import { watchRun } from '../commands/train.js';
 import { startRun } from '../train/run.js';
 import { duration } from '../util/progress.js';
@@ -69,12 +69,6 @@ function checkSameConfig(dir: string, config: Config): void {
   }
 }
 
-export async function ensureCorpus(config: Config): Promise<void> {
-  if (existsSync(config.corpus.path)) return;
-  process.stderr.write(`no corpus at ${config.corpus.path}: ingesting it first\n`);
-  await ingestCommand(config, {});
-}
-
 export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promise<ArmResult[]> {
   const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
   const ids = new Set(arms.map((a) => a.id));
@@ -94,6 +88,7 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
     const exists = existsSync(join(dir, 'config.json'));
     if (exists) checkSameConfig(dir, config);
     const previous = exists ? readCurve(metrics) : undefined;
+    let curve = previous;
     const head = `arm ${i + 1}/${count} ${arm.id} (${arm.label}, seed ${arm.seed})`;
     if (previous?.finished) {
       write(`${head}: finished earlier, skipped`);
@@ -107,9 +102,10 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
       watchRun(run.events$, config, `arm ${i + 1}/${count}`);
       await run.done;
       spentCost += cost(config);
+      curve = readCurve(metrics);
     }
     doneCost += cost(config);
-    results.push({ arm, runDir: dir, curve: readCurve(metrics) });
+    results.push({ arm, runDir: dir, curve: curve! });
   }
   return results;
 }
@@ -122,14 +118,4 @@ export function byLabel(results: readonly ArmResult[]): Map<string, ArmResult[]>
 }
 
 /** Deep-merges config override objects (later wins). */
-export function mergeOverrides(...parts: Record<string, unknown>[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const p of parts) {
-    for (const [k, v] of Object.entries(p)) {
-      const prev = out[k];
-      const both = [prev, v].every((x) => typeof x === 'object' && x !== null && !Array.isArray(x));
-      out[k] = both ? mergeOverrides(prev as Record<string, unknown>, v as Record<string, unknown>) : v;
-    }
-  }
-  return out;
-}
+export const mergeOverrides = (...parts: Record<string, unknown>[]): Record<string, unknown> => parts.reduce(merge, {});

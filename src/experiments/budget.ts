@@ -8,7 +8,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, loadConfig, presetDir } from '../config/load.js';
+import { ConfigError, applySet, loadConfig, presetDir } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
 const int = (min: number) => z.number().int().min(min);
@@ -63,32 +63,13 @@ export type ArmBudget = Pick<ScalingBudget, keyof typeof armShape>;
 export function loadBudget(nameOrPath: string, set: readonly string[] = []): Budget {
   const file = nameOrPath.endsWith('.json') ? resolve(nameOrPath) : join(presetDir(), 'experiments', `${nameOrPath}.json`);
   if (!existsSync(file)) throw new ConfigError(`experiment budget "${nameOrPath}" not found (looked for ${file})`);
-  const tree = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-  for (const s of set) setPath(tree, s);
+  let tree = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  for (const s of set) tree = applySet(tree, s, '--budget-set');
   const parsed = budgetSchema.safeParse(tree);
   if (!parsed.success) {
     throw new ConfigError(parsed.error.issues.map((i) => `budget ${file}, key "${i.path.join('.')}": ${i.message}`).join('\n'));
   }
   return parsed.data;
-}
-
-function setPath(tree: Record<string, unknown>, assignment: string): void {
-  const eq = assignment.indexOf('=');
-  if (eq <= 0) throw new ConfigError(`--budget-set "${assignment}": expected key=value`);
-  const path = assignment.slice(0, eq).split('.');
-  let node = tree;
-  for (const k of path.slice(0, -1)) {
-    if (typeof node[k] !== 'object' || node[k] === null) node[k] = {};
-    node = node[k] as Record<string, unknown>;
-  }
-  const raw = assignment.slice(eq + 1);
-  let value: unknown = raw;
-  try {
-    value = JSON.parse(raw);
-  } catch {
-    // a bare string
-  }
-  node[path[path.length - 1]] = value;
 }
 
 /** What an arm fixes on top of the budget (nested config keys). */

@@ -42,17 +42,21 @@ export interface Limit {
   batch: number;
   /** Whether a doubling stopped paying within the sweep (false: the largest batch, still gaining). */
   saturated: boolean;
-  /** steps(next batch) / steps(batch) at the deepest target both reached, per consecutive pair. */
-  ratios: { from: number; to: number; target?: number; ratio?: { value: number; sd: number } }[];
+  /**
+   * steps(next batch) / steps(batch) at the deepest target both reached, per consecutive pair, with the steps of the
+   * smaller and the bigger batch there.
+   */
+  ratios: { from: number; to: number; target?: number; ratio?: { value: number; sd: number }; smaller?: Spread; bigger?: Spread }[];
 }
 
 export function findLimit(batches: readonly number[], sync: readonly SeriesSummary[], limitRatio: number): Limit {
   const ratios: Limit['ratios'] = [];
   for (let k = 0; k + 1 < batches.length; k++) {
-    const pair = [sync[k], sync[k + 1]];
-    const target = deepestCommonTarget(pair);
-    const at = (r: SeriesSummary) => r.toTarget.find((t) => t.target === target)!.steps;
-    ratios.push({ from: batches[k], to: batches[k + 1], target, ratio: target === undefined ? undefined : ratio(at(pair[1]), at(pair[0])) });
+    const r = stepsRatio(sync[k + 1], sync[k]);
+    ratios.push({
+      from: batches[k], to: batches[k + 1], target: r?.target,
+      ratio: r && { value: r.value, sd: r.sd }, smaller: r?.b, bigger: r?.a,
+    });
   }
   const first = ratios.find((r) => r.ratio !== undefined && r.ratio.value >= limitRatio);
   return first ? { batch: first.from, saturated: true, ratios } : { batch: batches[batches.length - 1], saturated: false, ratios };
@@ -106,7 +110,8 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     { name: labels.ensemble, results: limitBy.get(labels.independent)!, measure: 'ensemble' },
     { name: labels.smoothing, results: limitBy.get(labels.smoothing)!, measure: 'model' },
   ];
-  const summaries = series.map((x) => summarise(x, targets));
+  // The sync series are summarised already (the limit needed them).
+  const summaries = [...syncSummaries, ...series.slice(batches.length).map((x) => summarise(x, targets))];
   const all: ArmResult[] = [...syncResults, ...limitResults];
 
   // 3. The report.
@@ -128,9 +133,8 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     title: `Doubling the batch: steps(bigger) / steps(smaller) at the deepest target both reached (limit when ≥ ${s.limitRatio})`,
     header: ['from batch', 'to batch', 'target', 'steps ratio', 'steps at smaller', 'steps at bigger'],
     rows: limit.ratios.map((r) => {
-      const at = (b: number) => syncSummaries[batches.indexOf(b)].toTarget.find((t) => t.target === r.target)?.steps;
       const sp = (x?: Spread) => (x ? formatSpread(x, 0) : 'n/a');
-      return [String(r.from), String(r.to), cell(r.target, 3), r.ratio ? `${r.ratio.value.toFixed(2)} ± ${r.ratio.sd.toFixed(2)}` : 'n/a', sp(at(r.from)), sp(at(r.to))];
+      return [String(r.from), String(r.to), cell(r.target, 3), r.ratio ? `${r.ratio.value.toFixed(2)} ± ${r.ratio.sd.toFixed(2)}` : 'n/a', sp(r.smaller), sp(r.bigger)];
     }),
   });
   // A later doubling that pays again means the pause at L may be seed noise or a poorly scaled rate, not a limit.
