@@ -5,11 +5,12 @@
 import type { Config, ModelConfig, OptimConfig } from '../src/config/schema.js';
 import type { GroupMemoryInit } from '../src/group/memory.js';
 import type { DistillKind, TeacherTarget } from '../src/train/loss.js';
+import type { OptimizerState } from '../src/train/optim.js';
 
 /** A model's full trainable state: weights flattened in variable order, and the optimizer's slots. */
 export interface ModelState {
   weights: Float32Array;
-  optimizer: { name: string; shape: number[]; data: Float32Array }[];
+  optimizer: OptimizerState;
 }
 
 export type { TeacherTarget };

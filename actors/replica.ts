@@ -15,6 +15,7 @@ import { codistillLoss, type DistillKind } from '../src/train/loss.js';
 import {
   clipByGlobalNorm,
   createOptimizer,
+  flatLength,
   flatToGrads,
   flatToWeights,
   gradsToFlat,
@@ -27,7 +28,6 @@ import { serveActor } from '../src/util/actor.js';
 import type { ReplicaReply, ReplicaRequest } from './replica-messages.js';
 
 interface Replica {
-  group: number;
   replica: number;
   model: Model;
   optimizer: tf.Optimizer;
@@ -104,7 +104,6 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
       const info = await initBackend(req.backend);
       const model = buildModel({ config: req.model, classes: req.classes, seed: req.seed });
       self = {
-        group: req.group,
         replica: req.replica,
         model,
         optimizer: createOptimizer(req.optim),
@@ -114,7 +113,7 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
         labelSmoothing: req.labelSmoothing,
         faultAt: -1,
       };
-      const parameters = model.variables.reduce((n, v) => n + v.size, 0);
+      const parameters = flatLength(model.variables);
       return { reply: { type: 'ready', id: req.id, parameters, backend: info.name, tensors: tf.memory().numTensors } };
     }
     case 'step':

@@ -5,24 +5,19 @@
  * No gradient is ever taken here.
  */
 import type { Config, ModelConfig } from '../src/config/schema.js';
+import type { Batch } from '../src/model/workload.js';
 import type { TeacherTarget } from './replica-messages.js';
-
-export interface BatchData {
-  data: Int32Array;
-  rows: number;
-  cols: number;
-}
 
 export type TeacherRequest =
   | { type: 'init'; id: number; backend: Config['backend']; model: ModelConfig; classes: number }
   | { type: 'load'; id: number; slot: string; weights: Float32Array }
   | { type: 'drop'; id: number; slot: string }
   /** Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. */
-  | { type: 'predict'; id: number; slots: string[]; batch: BatchData; output: 'probs' | 'logits'; topK: number; positions?: Int32Array }
+  | { type: 'predict'; id: number; slots: string[]; batch: Batch; output: 'probs' | 'logits'; topK: number; positions?: Int32Array }
   /** Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities). */
-  | { type: 'evaluate'; id: number; slots: string[]; batch: BatchData; chunkRows: number }
+  | { type: 'evaluate'; id: number; slots: string[]; batch: Batch; chunkRows: number }
   /** Disagreement between the ensemble of slots `a` and the ensemble of slots `b` on the same windows. */
-  | { type: 'churn'; id: number; a: string[]; b: string[]; batch: BatchData; chunkRows: number }
+  | { type: 'churn'; id: number; a: string[]; b: string[]; batch: Batch; chunkRows: number }
   | { type: 'tensors'; id: number };
 
 export interface EvaluateReply {

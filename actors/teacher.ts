@@ -11,7 +11,7 @@ import type { Batch, Model } from '../src/model/workload.js';
 import { flatToWeights } from '../src/train/optim.js';
 import { serveActor } from '../src/util/actor.js';
 import type { TeacherTarget } from './replica-messages.js';
-import type { BatchData, TeacherReply, TeacherRequest } from './teacher-messages.js';
+import type { TeacherReply, TeacherRequest } from './teacher-messages.js';
 
 let spec: { model: ModelConfig; classes: number } | undefined;
 const slots = new Map<string, Model>();
@@ -48,7 +48,7 @@ function predict(req: Extract<TeacherRequest, { type: 'predict' }>): { target: T
 }
 
 /** Runs `f` over consecutive row chunks of a batch (bounding memory) and sums what it returns. */
-function overChunks(batch: BatchData, chunkRows: number, f: (chunk: Batch) => number[]): number[] {
+function overChunks(batch: Batch, chunkRows: number, f: (chunk: Batch) => number[]): number[] {
   let totals: number[] = [];
   for (let r = 0; r < batch.rows; r += chunkRows) {
     const rows = Math.min(chunkRows, batch.rows - r);

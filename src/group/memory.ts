@@ -102,8 +102,15 @@ export class GroupMemory {
     this.kernel.average(this.slotViews, this.mean, start, end);
   }
 
-  /** The whole exchange for replica r: arrive, reduce own chunk, arrive again. `mean` then holds the average. */
+  /**
+   * The whole exchange for replica r: arrive, reduce own chunk, arrive again; returns the average (`mean`). A group of
+   * one replica has nothing to exchange: its own slot is the average, returned as it is (no copy on every step).
+   */
   allReduce(replica: number): Float32Array {
+    if (this.replicas === 1) {
+      this.throwIfAborted();
+      return this.slotViews[0];
+    }
     this.barrier();
     this.reduceChunk(replica);
     this.barrier();

@@ -9,7 +9,7 @@
 import { firstValueFrom, type Observable, of, ReplaySubject } from 'rxjs';
 import { teacherSnapshot } from '../../streams/teacher-snapshot.js';
 
-export { exchangeDue, syncSnapshotStep } from '../../streams/teacher-snapshot.js';
+export { exchangeDue } from '../../streams/teacher-snapshot.js';
 
 export interface Published {
   group: number;

@@ -24,10 +24,6 @@ export interface LoadedCheckpoint {
   groups: GroupCheckpoint[];
 }
 
-/** Whether `done` updates is a checkpoint point (every `checkpoint.every` steps, and always at the end). */
-export function checkpointDue(done: number, config: Config): boolean {
-  return done === config.steps || (config.checkpoint.every > 0 && done % config.checkpoint.every === 0);
-}
 
 function toSnapshot(config: Config, runId: string, group: number, step: number, c: GroupCheckpoint): SnapshotInput {
   const tensors: NamedArray[] = [

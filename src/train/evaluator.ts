@@ -8,10 +8,6 @@ import type { Batch } from '../model/workload.js';
 import type { EvalEvent } from './events.js';
 import { startTeacherActor, type TeacherClient } from './teachers.js';
 
-/** Whether `done` updates is an evaluation point (every `eval.every` steps, and always at the end). */
-export function evalDue(done: number, config: Config): boolean {
-  return done === config.steps || (config.eval.every > 0 && done % config.eval.every === 0);
-}
 
 export class Evaluator {
   private readonly pending = new Map<number, Float32Array[]>();

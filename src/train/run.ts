@@ -22,8 +22,8 @@ import { createReaderPool, openBatchStream, readValidationWindows, type BatchStr
 import { Group } from '../group/group.js';
 import { learningRate } from './optim.js';
 import { SnapshotBoard, exchangeDue } from './board.js';
-import { CheckpointWriter, checkpointDue, loadLatestCheckpoint, type GroupCheckpoint } from './checkpoints.js';
-import { Evaluator, evalDue } from './evaluator.js';
+import { CheckpointWriter, loadLatestCheckpoint, type GroupCheckpoint } from './checkpoints.js';
+import { Evaluator } from './evaluator.js';
 import type { EvalEvent, RunEvent } from './events.js';
 import { distillWeight } from './loss.js';
 import { TeacherPool, type TeacherResult } from './teachers.js';
@@ -219,8 +219,10 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         });
 
         const publish = n > 1 && exchangeDue(doneSteps, config.distill.exchangeEvery, config.distill.burnIn);
-        const evaluate = evalDue(doneSteps, config);
-        const checkpoint = checkpointDue(doneSteps, config);
+        // Evaluations and checkpoints come every `every` steps (0: never) and always at the end.
+        const due = (every: number) => doneSteps === config.steps || (every > 0 && doneSteps % every === 0);
+        const evaluate = due(config.eval.every);
+        const checkpoint = due(config.checkpoint.every);
         if (!publish && !evaluate && !checkpoint) continue;
         const state = await group.state(checkpoint);
         if (publish) {
