@@ -29,7 +29,10 @@ export interface ReplicaSpec {
 }
 
 export type ReplicaRequest =
-  | ({ type: 'init'; id: number; replica: number; memory: GroupMemoryInit } & ReplicaSpec)
+  /** Builds the model; the reply says how many parameters it has, so that the group can size its memory. */
+  | ({ type: 'init'; id: number; replica: number } & ReplicaSpec)
+  /** The group's shared gradient memory, sized from `ready.parameters`: the replica can step once it has it. */
+  | { type: 'attach'; id: number; memory: GroupMemoryInit }
   | {
       type: 'step';
       id: number;

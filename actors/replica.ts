@@ -31,7 +31,8 @@ interface Replica {
   replica: number;
   model: Model;
   optimizer: tf.Optimizer;
-  memory: GroupMemory;
+  /** The group's gradient memory, from `attach`. */
+  memory?: GroupMemory;
   clipNorm: number;
   distillKind: DistillKind;
   labelSmoothing: number;
@@ -65,7 +66,9 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
       return loss.total;
     }, vars as tf.Variable[]),
   );
-  gradsToFlat(grads, vars, r.memory.slot(r.replica));
+  const memory = r.memory;
+  if (!memory) throw new Error('replica stepped before its group memory was attached');
+  gradsToFlat(grads, vars, memory.slot(r.replica));
   const loss = value.dataSync()[0];
   const taskValue = task!.dataSync()[0];
   const distillValue = distill!.dataSync()[0];
@@ -74,7 +77,7 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
     throw new Error(`loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or set optim.clipNorm`);
   }
   const t1 = performance.now();
-  const mean = r.memory.allReduce(r.replica);
+  const mean = memory.allReduce(r.replica);
   const t2 = performance.now();
   setLearningRate(r.optimizer, req.lr);
   const gradNorm = tf.tidy(() => {
@@ -107,7 +110,6 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
         replica: req.replica,
         model,
         optimizer: createOptimizer(req.optim),
-        memory: new GroupMemory(req.memory),
         clipNorm: req.optim.clipNorm,
         distillKind: req.distillLoss,
         labelSmoothing: req.labelSmoothing,
@@ -116,6 +118,9 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
       const parameters = flatLength(model.variables);
       return { reply: { type: 'ready', id: req.id, parameters, backend: info.name, tensors: tf.memory().numTensors } };
     }
+    case 'attach':
+      need().memory = new GroupMemory(req.memory);
+      return { reply: { type: 'ok', id: req.id } };
     case 'step':
       return { reply: step(need(), req) };
     case 'getState': {
@@ -147,4 +152,4 @@ function need(): Replica {
 }
 
 // A failing replica wakes its peers at the barrier so the whole group reports the error instead of hanging.
-serveActor<ReplicaRequest>(parentPort!, handle, () => self?.memory.abort(self.replica));
+serveActor<ReplicaRequest>(parentPort!, handle, () => self?.memory?.abort(self.replica));

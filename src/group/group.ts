@@ -46,30 +46,23 @@ export class Group {
   ) {}
 
   static async start(opts: GroupOptions): Promise<Group> {
-    // The parameter count is known only once a model is built: replica 0 builds first and reports it.
-    const clients: ReplicaClient[] = [];
-    const spawn = (r: number) => {
-      const c: ReplicaClient = new ActorClient(`group ${opts.group} replica ${r}`, actorFile('replica'));
-      clients.push(c);
-      return c;
-    };
+    // The parameter count is known only once a model is built: every replica builds its model, and the shared
+    // memory, sized from the first one's count, is attached to all of them afterwards.
+    const all: ReplicaClient[] = Array.from(
+      { length: opts.replicas },
+      (_, r) => new ActorClient(`group ${opts.group} replica ${r}`, actorFile('replica')),
+    );
     try {
-      const probe = spawn(0);
       const { replicas: _count, ...spec } = opts;
-      const init = (replica: number, memory: ReturnType<typeof createGroupMemory>) => ({ type: 'init' as const, id: 0, replica, memory, ...spec });
-      // Build replica 0 with a placeholder memory to learn the size, then give every replica the real one.
-      const first = await probe.request(init(0, createGroupMemory(1, 1)), 'ready');
-      const memoryInit = createGroupMemory(opts.replicas, first.parameters);
-      await probe.close();
-      clients.length = 0;
-      const all = Array.from({ length: opts.replicas }, (_, r) => spawn(r));
-      const ready = await Promise.all(all.map((c, r) => c.request(init(r, memoryInit), 'ready')));
+      const ready = await Promise.all(all.map((c, replica) => c.request({ type: 'init', id: 0, replica, ...spec }, 'ready')));
+      const memoryInit = createGroupMemory(opts.replicas, ready[0].parameters);
+      await Promise.all(all.map((c) => c.request({ type: 'attach', id: 0, memory: memoryInit }, 'ok')));
       const memory = new GroupMemory(memoryInit);
       // A dead replica must not leave its peers waiting at the barrier.
       for (const c of all) c.onFailure = () => memory.abort(-1);
-      return new Group(opts.group, all, memory, first.parameters, ready[0].backend);
+      return new Group(opts.group, all, memory, ready[0].parameters, ready[0].backend);
     } catch (err) {
-      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(all.map((c) => c.close()));
       throw toRunError(err);
     }
   }
