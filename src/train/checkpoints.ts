@@ -11,6 +11,7 @@ import { openSnapshotStore } from '../store/index.js';
 import type { ModelState } from '../../actors/replica-messages.js';
 import type { Published } from './board.js';
 import type { CheckpointEvent } from './events.js';
+import { StepGather } from './step-gather.js';
 
 export interface GroupCheckpoint {
   state: ModelState;
@@ -44,50 +45,44 @@ function toSnapshot(config: Config, runId: string, group: number, step: number, 
 }
 
 export class CheckpointWriter {
-  private readonly pending = new Map<number, GroupCheckpoint[]>();
-  private queue: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
+  private readonly gather: StepGather<GroupCheckpoint>;
 
   private constructor(
     readonly store: SnapshotStore,
     private readonly config: Config,
     private readonly runId: string,
-  ) {}
+    private readonly emit: (e: CheckpointEvent) => void,
+  ) {
+    this.gather = new StepGather(config.groups, (step, states) => this.write(step, states));
+  }
 
-  static async open(path: string, config: Config): Promise<CheckpointWriter> {
-    return new CheckpointWriter(await openSnapshotStore(path), config, path);
+  /** Opens the store at `path`; `emit` gets a `checkpoint` event for every step written. */
+  static async open(path: string, config: Config, emit: (e: CheckpointEvent) => void): Promise<CheckpointWriter> {
+    return new CheckpointWriter(await openSnapshotStore(path), config, path, emit);
   }
 
   /** Group `group`'s state after `step` updates; all groups' states for a step are written together. */
-  submit(group: number, step: number, c: GroupCheckpoint, emit: (e: CheckpointEvent) => void): void {
-    const got = this.pending.get(step) ?? new Array<GroupCheckpoint>(this.config.groups);
-    got[group] = c;
-    this.pending.set(step, got);
-    if (got.filter(Boolean).length < this.config.groups) return;
-    this.pending.delete(step);
-    this.queue = this.queue
-      .then(async () => {
-        const t0 = performance.now();
-        const snapshots = got.map((gc, g) => toSnapshot(this.config, this.runId, g, step, gc));
-        await this.store.putMany(snapshots);
-        for (let g = 0; g < this.config.groups; g++) await this.store.prune(g, this.config.checkpoint.keep);
-        const bytes = snapshots.reduce((n, s) => n + s.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
-        emit({ type: 'checkpoint', step, ms: performance.now() - t0, bytes, time: Date.now() });
-      })
-      .catch((err: Error) => {
-        this.failure ??= err;
-      });
+  submit(group: number, step: number, c: GroupCheckpoint): void {
+    this.gather.submit(group, step, c);
   }
 
   /** Waits for the writes submitted so far; rethrows the first failure (earlier checkpoints stay intact). */
-  async drain(): Promise<void> {
-    await this.queue;
-    if (this.failure) throw this.failure;
+  drain(): Promise<void> {
+    return this.gather.drain();
   }
 
   async close(): Promise<void> {
-    await this.queue;
+    await this.gather.settled();
     await this.store.close();
+  }
+
+  private async write(step: number, states: GroupCheckpoint[]): Promise<void> {
+    const t0 = performance.now();
+    const snapshots = states.map((gc, g) => toSnapshot(this.config, this.runId, g, step, gc));
+    await this.store.putMany(snapshots);
+    for (let g = 0; g < this.config.groups; g++) await this.store.prune(g, this.config.checkpoint.keep);
+    const bytes = snapshots.reduce((n, s) => n + s.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
+    this.emit({ type: 'checkpoint', step, ms: performance.now() - t0, bytes, time: Date.now() });
   }
 }
 

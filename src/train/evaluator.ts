@@ -6,20 +6,20 @@
 import type { Config } from '../config/schema.js';
 import type { Batch } from '../model/workload.js';
 import type { EvalEvent } from './events.js';
+import { StepGather } from './step-gather.js';
 import { startTeacherActor, type TeacherClient } from './teachers.js';
 
-
 export class Evaluator {
-  private readonly pending = new Map<number, Float32Array[]>();
-  private queue: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
+  private readonly gather: StepGather<Float32Array>;
 
   private constructor(
     private readonly actor: TeacherClient,
-    private readonly groups: number,
+    groups: number,
     private readonly windows: Batch,
     private readonly emit: (e: EvalEvent) => void,
-  ) {}
+  ) {
+    this.gather = new StepGather(groups, (step, weights) => this.evaluate(step, weights));
+  }
 
   static async start(config: Config, classes: number, windows: Batch, emit: (e: EvalEvent) => void): Promise<Evaluator> {
     return new Evaluator(await startTeacherActor('evaluator', config, classes), config.groups, windows, emit);
@@ -27,20 +27,12 @@ export class Evaluator {
 
   /** Group `group`'s weights after `step` updates; evaluation starts when every group has submitted that step. */
   submit(group: number, step: number, weights: Float32Array): void {
-    const got = this.pending.get(step) ?? new Array<Float32Array>(this.groups);
-    got[group] = weights;
-    this.pending.set(step, got);
-    if (got.filter(Boolean).length < this.groups) return;
-    this.pending.delete(step);
-    this.queue = this.queue.then(() => this.evaluate(step, got)).catch((err: Error) => {
-      this.failure ??= err;
-    });
+    this.gather.submit(group, step, weights);
   }
 
   /** Waits for every evaluation submitted so far; rethrows the first failure. */
-  async drain(): Promise<void> {
-    await this.queue;
-    if (this.failure) throw this.failure;
+  drain(): Promise<void> {
+    return this.gather.drain();
   }
 
   private async evaluate(step: number, weights: Float32Array[]): Promise<void> {

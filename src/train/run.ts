@@ -102,7 +102,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
   const closers: (() => Promise<void>)[] = [];
   const evals: EvalEvent[] = [];
   try {
-    const checkpoints = await CheckpointWriter.open(join(runDir, 'checkpoints'), config);
+    const checkpoints = await CheckpointWriter.open(join(runDir, 'checkpoints'), config, log);
     closers.push(() => checkpoints.close());
     const resumed = opts.resume ? await loadLatestCheckpoint(checkpoints.store, config) : undefined;
     const startStep = resumed?.step ?? 0;
@@ -232,7 +232,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         if (evaluate) evaluator.submit(g, doneSteps, state.weights.slice());
         if (checkpoint) {
           const saved: GroupCheckpoint = { state, cursor: batch.cursor, published: board.newest(g)! };
-          checkpoints.submit(g, doneSteps, saved, log);
+          checkpoints.submit(g, doneSteps, saved);
         }
       }
     };
