@@ -91,16 +91,40 @@ function teacherCoordinates(t: TeacherTarget & { kind: 'topk' }, rows: number): 
   return coords;
 }
 
+/** A teacher target's pieces that the loss uploads or computes once a step, however many terms use them. */
+interface TeacherInputs {
+  target: TeacherTarget;
+  /** S: positions that carry a target. */
+  distilled: number;
+  /** The target's positions as an [S] int32 tensor; absent when every position carries one. */
+  rows?: tf.Tensor1D;
+  /** Top-k only: the (row, class) coordinates of its entries. */
+  coords?: Int32Array;
+  /** Top-k only: its probabilities, [S * k]. */
+  probs?: tf.Tensor1D;
+}
+
+function teacherInputs(t: TeacherTarget, positions: number): TeacherInputs {
+  const distilled = t.positions?.length ?? positions;
+  const rows = t.positions && tf.tensor1d(t.positions, 'int32');
+  if (t.kind === 'dense') return { target: t, distilled, rows };
+  return { target: t, distilled, rows, coords: teacherCoordinates(t, distilled), probs: tf.tensor1d(t.probs) };
+}
+
+/** An [P, 1] column: `value` at the target's positions, 0 elsewhere. */
+function rowWeights(t: TeacherInputs, positions: number, value: number): tf.Tensor2D {
+  return tf.scatterND(t.rows!.reshape([t.distilled, 1]), tf.fill([t.distilled, 1], value), [positions, 1]) as tf.Tensor2D;
+}
+
 /** The teacher target as a dense [P, C] tensor times `scale` (zero rows where no target), built in one scatter. */
-function denseTeacher(t: TeacherTarget, positions: number, classes: number, scale: number): tf.Tensor2D {
-  const rows = t.positions?.length ?? positions;
-  if (t.kind === 'topk') {
-    const coords = teacherCoordinates(t, rows);
-    return tf.scatterND(tf.tensor2d(coords, [rows * t.k, 2], 'int32'), tf.tensor1d(t.probs).mul(scale), [positions, classes]) as tf.Tensor2D;
+function denseTeacher(t: TeacherInputs, positions: number, classes: number, scale: number): tf.Tensor2D {
+  const { target, distilled: rows } = t;
+  if (target.kind === 'topk') {
+    return tf.scatterND(tf.tensor2d(t.coords!, [rows * target.k, 2], 'int32'), t.probs!.mul(scale), [positions, classes]) as tf.Tensor2D;
   }
-  const values = tf.tensor2d(t.values, [rows, classes]).mul(scale) as tf.Tensor2D;
-  if (!t.positions) return values;
-  return tf.scatterND(tf.tensor2d(t.positions, [rows, 1], 'int32'), values, [positions, classes]) as tf.Tensor2D;
+  const values = tf.tensor2d(target.values, [rows, classes]).mul(scale) as tf.Tensor2D;
+  if (!t.rows) return values;
+  return tf.scatterND(t.rows.reshape([rows, 1]), values, [positions, classes]) as tf.Tensor2D;
 }
 
 /**
@@ -116,19 +140,17 @@ function denseTeacher(t: TeacherTarget, positions: number, classes: number, scal
  */
 export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: CodistillLossOptions): CodistillLoss {
   const [positions, classes] = logits.shape;
-  const teacher = o.teacher && o.alpha > 0 ? o.teacher : undefined;
+  const teacher = o.teacher && o.alpha > 0 ? teacherInputs(o.teacher, positions) : undefined;
   const ce = teacher && o.kind === 'ce' ? teacher : undefined;
-  const distilled = teacher?.positions?.length ?? positions;
+  const distilled = teacher?.distilled ?? positions;
   let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
   if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
   // Each distilled position's pull is weighted alpha * P/S, so that the term is a mean over the S positions.
   const share = (o.alpha * positions) / distilled;
   const scaledTeacher = ce && denseTeacher(ce, positions, classes, share);
   const pull = scaledTeacher ? target.add(scaledTeacher) : target;
-  const rows = ce?.positions && tf.tensor1d(ce.positions, 'int32');
-  const weight: tf.Tensor = rows
-    ? tf.scatterND(rows.reshape([distilled, 1]), tf.fill([distilled, 1], share), [positions, 1]).add(1)
-    : tf.scalar(ce ? 1 + share : 1);
+  const rows = ce?.rows;
+  const weight: tf.Tensor = rows ? rowWeights(ce, positions, share).add(1) : tf.scalar(ce ? 1 + share : 1);
   const labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt());
   let values: tf.Scalar[] = [];
   const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -141,10 +163,9 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
     let distill = tf.scalar(0);
     if (ce) {
       const lseRows = rows ? tf.gather(lse, rows) : lse;
-      const teacherDotZ =
-        ce.kind === 'topk'
-          ? tf.sum(tf.tensor1d(ce.probs).mul(tf.gather(z.reshape([-1]), topkFlatIndex(ce, distilled, classes))))
-          : tf.sum(scaledTeacher!.mul(z)).div(share);
+      const teacherDotZ = ce.coords
+        ? tf.sum(ce.probs!.mul(tf.gather(z.reshape([-1]), topkFlatIndex(ce.coords, classes))))
+        : tf.sum(scaledTeacher!.mul(z)).div(share);
       distill = lseRows.sum().sub(teacherDotZ).div(distilled) as tf.Scalar;
     }
     values = [tf.keep(task), tf.keep(distill)];
@@ -166,16 +187,15 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
     const dense = denseTeacher(teacher, positions, classes, 1);
     const diff = tf.squaredDifference(logits, dense);
     // Mean over the distilled positions (and classes): rows without a target are masked out.
-    distill = (teacher.positions ? diff.mul(tf.scatterND(tf.tensor2d(teacher.positions, [distilled, 1], 'int32'), tf.fill([distilled, 1], positions / distilled), [positions, 1])) : diff).mean() as tf.Scalar;
+    distill = (teacher.rows ? diff.mul(rowWeights(teacher, positions, positions / distilled)) : diff).mean() as tf.Scalar;
     total = total.add(distill.mul(o.alpha));
   }
   return { total, task, distill };
 }
 
-/** Flat [P * C] indices of a top-k target's entries. */
-function topkFlatIndex(t: TeacherTarget & { kind: 'topk' }, rows: number, classes: number): tf.Tensor1D {
-  const coords = teacherCoordinates(t, rows);
-  const flat = new Int32Array(rows * t.k);
+/** Flat [P * C] indices of a top-k target's entries, from their (row, class) coordinates. */
+function topkFlatIndex(coords: Int32Array, classes: number): tf.Tensor1D {
+  const flat = new Int32Array(coords.length / 2);
   for (let i = 0; i < flat.length; i++) flat[i] = coords[2 * i] * classes + coords[2 * i + 1];
   return tf.tensor1d(flat, 'int32');
 }
