@@ -17,9 +17,9 @@ import { startTeacherActor, type TeacherClient } from '../train/teachers.js';
 import type { Batch } from '../model/workload.js';
 import { type Arm, type ArmResult, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
-import { type ExperimentContext, type ExperimentOutcome, preamble } from './context.js';
+import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
 import { formatSpread, spread } from './curves.js';
-import { barsSpec, lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
+import { barsSpec, type Series } from './plots.js';
 import { Report } from './report.js';
 import { armsTable } from './summary.js';
 
@@ -31,9 +31,12 @@ const KINDS: { kind: Kind; label: string; groups: number; distill: Record<string
   { kind: 'codistill', label: 'codistilled model', groups: 2, distill: {} },
 ];
 
+/** The teacher-actor slot that holds group `group`'s model of retrain `retrain` of a kind. */
+const slotName = (kind: Kind, retrain: number, group: number): string => `${kind}-r${retrain}-g${group}`;
+
 /** The predictors a retrain serves: the ensemble is one predictor of both models; codistillation gives one per group. */
 function servedSlots(kind: Kind, retrain: number): string[][] {
-  const slot = (g: number) => `${kind}-r${retrain}-g${g}`;
+  const slot = (g: number) => slotName(kind, retrain, g);
   if (kind === 'single') return [[slot(0)]];
   if (kind === 'ensemble') return [[slot(0), slot(1)]];
   return [[slot(0)], [slot(1)]];
@@ -64,7 +67,7 @@ async function loadWeights(actor: TeacherClient, r: ArmResult, kind: Kind, retra
     for (const [g, gc] of saved.groups.entries()) {
       // A private copy: the store's arrays may be views of a larger buffer, which a transfer would take whole.
       const weights = gc.state.weights.slice();
-      await actor.request({ type: 'load', id: 0, slot: `${kind}-r${retrain}-g${g}`, weights }, 'ok', [weights.buffer]);
+      await actor.request({ type: 'load', id: 0, slot: slotName(kind, retrain, g), weights }, 'ok', [weights.buffer]);
     }
   } finally {
     await store.close();
@@ -107,7 +110,7 @@ export async function measureChurn(results: readonly ArmResult[], retrains: numb
         }
       }
       for (let i = 0; i < retrains; i++) {
-        for (let g = 0; g < k.groups; g++) await actor.request({ type: 'drop', id: 0, slot: `${k.kind}-r${i}-g${g}` }, 'ok');
+        for (let g = 0; g < k.groups; g++) await actor.request({ type: 'drop', id: 0, slot: slotName(k.kind, i, g) }, 'ok');
       }
       out.push({ kind: k.kind, label: k.label, losses, pairs });
     }
@@ -138,8 +141,7 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
   preamble(
     report,
     ctx,
-    sample,
-    results[0].curve.backend,
+    results[0],
     `${R} retrains (seeds ${seeds.join(', ')}: each changes initialisation and data order) of a single model, a 2-model ensemble ` +
       `(two independent groups, predictions averaged) and a codistilled pair (alpha ${sample.distill.alpha}, exchange every ` +
       `${sample.distill.exchangeEvery} steps; each group's model is served alone, so each retrain gives two codistilled models ` +
@@ -181,8 +183,7 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     results: results.filter((r) => r.arm.label === k.label),
     measure: k.kind === 'ensemble' ? 'ensemble' : 'model',
   }));
-  await report.plot('loss-vs-steps', lossVsStepsSpec(series, [], 'Validation loss against steps'), 'Validation cross-entropy against training steps, per kind (over retrains)');
-  await report.plot('loss-vs-time', lossVsTimeSpec(series, [], 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, per kind');
+  await lossCurvePlots(report, series, [], 'per kind (over retrains)', 'per kind');
 
   const tv = (k: Kind) => spread(churn.find((c) => c.kind === k)!.pairs.map((p) => p.totalVariation));
   const [single, ens, codi] = [tv('single'), tv('ensemble'), tv('codistill')];
@@ -198,6 +199,5 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     `- Small scale: ${R} retrains give ${(R * (R - 1)) / 2} pair(s) per kind; the spread over so few pairs is itself uncertain.`,
   ];
   report.text(lines.join('\n') + '\n');
-  report.write({ experiment: 'churn', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, seeds, churn });
-  return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
+  return finish(report, ctx, { seeds, churn });
 }

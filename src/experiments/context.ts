@@ -2,8 +2,9 @@
  * What every experiment is given (its budget, the user's overrides, the output folder) and the parts of every
  * report that do not depend on the experiment: how to reproduce it and what the model and data were.
  */
-import type { Config } from '../config/schema.js';
+import type { ArmResult } from './arms.js';
 import type { Budget } from './budget.js';
+import { lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
 import type { Report } from './report.js';
 
 export const EXPERIMENTS = ['scaling', 'staleness', 'churn'] as const;
@@ -33,8 +34,10 @@ export function reproduceCommand(ctx: ExperimentContext): string {
   return `codistill experiment ${ctx.name} --budget ${ctx.budgetName}${sets}`;
 }
 
-/** The common head of every report: the command, the budget, the model and the data. */
-export function preamble(report: Report, ctx: ExperimentContext, sample: Config, backend: string, what: string): void {
+/** The common head of every report: the command, the budget, the model and the data (as the first arm had them). */
+export function preamble(report: Report, ctx: ExperimentContext, first: ArmResult, what: string): void {
+  const sample = first.arm.config;
+  const backend = first.curve.backend;
   const m = sample.model;
   const schedule = sample.optim.decay === 'none' ? 'a constant rate' : `${sample.optim.decay} decay`;
   report.text(
@@ -48,4 +51,22 @@ export function preamble(report: Report, ctx: ExperimentContext, sample: Config,
       `"model" losses are the mean over a run's groups of each single model's loss. ` +
       `Backend ${backend}; every arm's resolved config and raw metrics.jsonl are in \`arms/<arm>/\`.\n`,
   );
+}
+
+/** The validation loss of every series against steps and against wall time; the captions end with `whose`. */
+export async function lossCurvePlots(
+  report: Report,
+  series: readonly Series[],
+  targets: readonly number[],
+  whose: string,
+  whoseInTime = whose,
+): Promise<void> {
+  await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), `Validation cross-entropy against training steps, ${whose}`);
+  await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), `Validation cross-entropy against wall-clock seconds, ${whoseInTime}`);
+}
+
+/** Writes report.md and results.json (what was run, then the experiment's own numbers in `data`). */
+export function finish(report: Report, ctx: ExperimentContext, data: Record<string, unknown>): ExperimentOutcome {
+  report.write({ experiment: ctx.name, budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, ...data });
+  return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
 }

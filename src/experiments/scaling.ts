@@ -10,21 +10,18 @@
  */
 import { type Arm, type ArmResult, byLabel, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
-import { type ExperimentContext, type ExperimentOutcome, preamble } from './context.js';
+import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
 import { formatSpread, type Spread } from './curves.js';
-import { lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
+import type { Series } from './plots.js';
 import { Report, cell } from './report.js';
 import {
   armsTable,
-  computeToTargetTable,
   deepestCommonTarget,
-  finalTable,
   ratio,
   type SeriesSummary,
-  stepsToTargetTable,
   summarise,
+  targetTables,
   targetsAbove,
-  timeToTargetTable,
 } from './summary.js';
 
 const syncLabel = (b: number) => `sync SGD, batch ${b}`;
@@ -119,8 +116,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   preamble(
     report,
     ctx,
-    all[0].arm.config,
-    all[0].curve.backend,
+    all[0],
     `Sync SGD at batches ${batches.join(', ')} (learning rate ${s.lr} at batch ${s.batch}, scaled by the square root of the batch ` +
       `ratio, ${s.warmupSteps} warm-up steps); then, at the limit batch, codistillation, two independent models and their ` +
       `ensemble, and label smoothing. Seeds ${seeds.join(', ')} for every arm. Targets are ${s.targetOffsets.join(', ')} nats ` +
@@ -159,15 +155,10 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
           'this is the regime where PAPER.md warns that codistillation at batch b can lose to sync SGD at 2b.',
   );
   report.text('## All arms\n');
-  report.table(stepsToTargetTable(summaries));
-  report.table(timeToTargetTable(summaries));
-  report.table(computeToTargetTable(summaries));
-  report.table(finalTable(summaries, s.steps));
-  await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), 'Validation cross-entropy against training steps, every arm');
-  await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, every arm');
+  for (const table of targetTables(summaries, s.steps)) report.table(table);
+  await lossCurvePlots(report, series, targets, 'every arm');
   report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0));
-  report.write({ experiment: 'scaling', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, targets, limit, summaries });
-  return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
+  return finish(report, ctx, { targets, limit, summaries });
 }
 
 function findings(

@@ -5,11 +5,11 @@
  */
 import { type Arm, byLabel, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
-import { type ExperimentContext, type ExperimentOutcome, preamble } from './context.js';
+import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
 import { crossing, finalValue, formatSpread } from './curves.js';
-import { dotsWithSpreadSpec, lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
+import { dotsWithSpreadSpec, type Series } from './plots.js';
 import { Report } from './report.js';
-import { armsTable, computeToTargetTable, deepestCommonTarget, finalTable, stepsToTargetTable, summarise, targetsAbove, timeToTargetTable } from './summary.js';
+import { armsTable, deepestCommonTarget, summarise, targetTables, targetsAbove } from './summary.js';
 
 export const intervalName = (k: number): string => (k === 0 ? 'never' : String(k));
 const intervalLabel = (k: number): string => (k === 0 ? 'codistillation, never exchange' : `codistillation, exchange every ${k}`);
@@ -41,8 +41,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
   preamble(
     report,
     ctx,
-    sample,
-    results[0].curve.backend,
+    results[0],
     `Two codistilled groups at batch ${s.batch} each (disjoint data, alpha ${sample.distill.alpha}, burn-in ${sample.distill.burnIn} ` +
       `steps, ${sample.distill.mode} exchange), with exchange intervals ${s.intervals.map(intervalName).join(', ')} steps ` +
       `("never": the teachers keep each group's snapshot from the end of burn-in), and the same two groups without distillation as the reference. ` +
@@ -58,10 +57,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
       return [i < s.intervals.length ? intervalName(s.intervals[i]) : REFERENCE, formatSpread(r.final, 4), at ? formatSpread(at.steps, 0) : 'n/a', formatSpread(r.seconds, 1)];
     }),
   });
-  report.table(stepsToTargetTable(summaries));
-  report.table(timeToTargetTable(summaries));
-  report.table(computeToTargetTable(summaries));
-  report.table(finalTable(summaries, s.steps));
+  for (const table of targetTables(summaries, s.steps)) report.table(table);
 
   const categories = [...s.intervals.map(intervalName), 'no distillation'];
   const stepsPanel = `steps to ${deepest?.toFixed(3) ?? 'target'}`;
@@ -83,8 +79,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
     }),
     'Final validation loss and steps to target against the exchange interval',
   );
-  await report.plot('loss-vs-steps', lossVsStepsSpec(series, targets, 'Validation loss against steps'), 'Validation cross-entropy against training steps, every interval');
-  await report.plot('loss-vs-time', lossVsTimeSpec(series, targets, 'Validation loss against wall time'), 'Validation cross-entropy against wall-clock seconds, every interval');
+  await lossCurvePlots(report, series, targets, 'every interval');
 
   const ref = summaries[summaries.length - 1];
   const lines = ['## What it shows, and what it does not\n'];
@@ -103,6 +98,5 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
       'harmless at scale; this does not test that.',
   );
   report.text(lines.join('\n') + '\n');
-  report.write({ experiment: 'staleness', budget: ctx.budgetName, budgetSettings: ctx.budget, set: ctx.set, targets, summaries });
-  return { dir: ctx.out, report: `${ctx.out}/report.md`, plots: report.plots };
+  return finish(report, ctx, { targets, summaries });
 }

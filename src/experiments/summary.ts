@@ -136,3 +136,8 @@ export function armsTable(results: readonly ArmResult[], name = 'arms'): ReportT
     }),
   };
 }
+
+/** The four tables of steps, seconds and compute to each target and of the final loss, in report order. */
+export function targetTables(summaries: readonly SeriesSummary[], steps: number): ReportTable[] {
+  return [stepsToTargetTable(summaries), timeToTargetTable(summaries), computeToTargetTable(summaries), finalTable(summaries, steps)];
+}
