@@ -45,6 +45,8 @@ type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
 
 function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'stepped' }> {
   if (req.step === r.faultAt) throw new Error(`injected fault at step ${req.step}`);
+  const memory = r.memory;
+  if (!memory) throw new Error('replica stepped before its group memory was attached');
   const t0 = performance.now();
   const batch = { data: req.data, rows: req.rows, cols: req.cols };
   if (!req.continues) r.model.resetState?.();
@@ -66,8 +68,6 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
       return loss.total;
     }, vars as tf.Variable[]),
   );
-  const memory = r.memory;
-  if (!memory) throw new Error('replica stepped before its group memory was attached');
   gradsToFlat(grads, vars, memory.slot(r.replica));
   const loss = value.dataSync()[0];
   const taskValue = task!.dataSync()[0];
