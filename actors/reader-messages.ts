@@ -14,8 +14,8 @@
  * block's copying time.
  */
 import type { MessagePort } from 'node:worker_threads';
-import type { Split, TokenDtype } from '../src/corpus/store.js';
-import type { DataCursor, GroupOrderSpec } from '../src/data/order.js';
+import type { Split, TokenDtype } from '../src/workloads/lm/corpus/store.js';
+import type { DataCursor, GroupOrderSpec } from '../src/workloads/lm/data/order.js';
 
 /** A group's data order (rebuilt by each reader exactly as the stream has it) from a cursor. */
 export interface FeedSpec extends GroupOrderSpec {

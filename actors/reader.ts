@@ -14,8 +14,8 @@
  */
 import { statSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
-import { Corpus, asTokens, bytesPerToken, tokenArrayType } from '../src/corpus/store.js';
-import { type DataOrder, type SpanPlanner, groupOrder } from '../src/data/order.js';
+import { Corpus, asTokens, bytesPerToken, tokenArrayType } from '../src/workloads/lm/corpus/store.js';
+import { type DataOrder, type SpanPlanner, groupOrder } from '../src/workloads/lm/data/order.js';
 import type {
   FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
 } from './reader-messages.js';

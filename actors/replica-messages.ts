@@ -2,9 +2,10 @@
  * The replica actor's protocol: one synchronous-SGD replica of one group (DESIGN.md, "Actors").
  * Requests come from the group supervisor on the main thread; every request gets exactly one reply with its id.
  */
-import type { Config, ModelConfig, OptimConfig } from '../src/config/schema.js';
+import type { Config } from '../src/config/schema.js';
 import type { GroupMemoryInit } from '../src/group/memory.js';
-import type { DistillKind, TeacherTarget } from '../src/train/loss.js';
+import type { TeacherTarget } from '../src/train/loss.js';
+import type { Batch } from '../src/workloads/workload.js';
 import type { OptimizerState } from '../src/train/optim.js';
 
 /** A model's full trainable state: weights flattened in variable order, and the optimizer's slots. */
@@ -15,17 +16,16 @@ export interface ModelState {
 
 export type { TeacherTarget };
 
-/** What every replica of a group is built from (the group supervisor's options, less the replica count). */
+/**
+ * What every replica of a group is built from (the group supervisor's options, less the replica count): the run's
+ * config names the workload, whose module the replica loads to build the model, and the backend, optimizer and loss.
+ */
 export interface ReplicaSpec {
   group: number;
-  backend: Config['backend'];
-  model: ModelConfig;
+  config: Config;
   classes: number;
   /** Seed of the group's initialisation (groups start from different weights). */
   seed: number;
-  optim: OptimConfig;
-  distillLoss: DistillKind;
-  labelSmoothing: number;
 }
 
 export type ReplicaRequest =
@@ -40,10 +40,8 @@ export type ReplicaRequest =
       lr: number;
       alpha: number;
       /** This replica's rows of the group batch. */
-      data: Int32Array;
-      rows: number;
-      cols: number;
-      /** Whether each row continues the same row of the previous batch (model.carryState keeps its state then). */
+      batch: Batch;
+      /** Whether each row continues the same row of the previous batch (a model that carries state keeps it then). */
       continues: boolean;
       teacher?: TeacherTarget;
     }

@@ -9,8 +9,6 @@ import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { GroupMemory } from '../src/group/memory.js';
-import { buildModel } from '../src/model/build.js';
-import type { Model } from '../src/model/workload.js';
 import { codistillLoss, type DistillKind } from '../src/train/loss.js';
 import {
   clipByGlobalNorm,
@@ -25,6 +23,8 @@ import {
   weightsToFlat,
 } from '../src/train/optim.js';
 import { serveActor } from '../src/util/actor.js';
+import { loadWorkload } from '../src/workloads/registry.js';
+import type { Model } from '../src/workloads/workload.js';
 import type { ReplicaReply, ReplicaRequest } from './replica-messages.js';
 
 interface Replica {
@@ -48,7 +48,7 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   const memory = r.memory;
   if (!memory) throw new Error('replica stepped before its group memory was attached');
   const t0 = performance.now();
-  const batch = { data: req.data, rows: req.rows, cols: req.cols };
+  const batch = req.batch;
   if (!req.continues) r.model.resetState?.();
   const vars = r.model.variables;
   // Forward and backward. The loss parts are kept out of the tape's tidy so that they can be read afterwards.
@@ -104,15 +104,16 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
 async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; transfer?: ArrayBufferLike[] }> {
   switch (req.type) {
     case 'init': {
-      const info = await initBackend(req.backend);
-      const model = buildModel({ config: req.model, classes: req.classes, seed: req.seed });
+      const { config } = req;
+      const info = await initBackend(config.backend);
+      const model = await loadWorkload(config.workload).buildModel({ config, classes: req.classes, seed: req.seed, role: 'student' });
       self = {
         replica: req.replica,
         model,
-        optimizer: createOptimizer(req.optim),
-        clipNorm: req.optim.clipNorm,
-        distillKind: req.distillLoss,
-        labelSmoothing: req.labelSmoothing,
+        optimizer: createOptimizer(config.optim),
+        clipNorm: config.optim.clipNorm,
+        distillKind: config.distill.loss,
+        labelSmoothing: config.distill.labelSmoothing,
         faultAt: -1,
       };
       const parameters = flatLength(model.variables);

@@ -4,18 +4,22 @@
  * target), their loss on validation windows (evaluation), and how much two sets of slots disagree (churn).
  * No gradient is ever taken here.
  */
-import type { Config, ModelConfig } from '../src/config/schema.js';
-import type { Batch } from '../src/model/workload.js';
+import type { Config } from '../src/config/schema.js';
+import type { Batch, MetricName } from '../src/workloads/workload.js';
 import type { TeacherTarget } from './replica-messages.js';
 
 export type TeacherRequest =
-  | { type: 'init'; id: number; backend: Config['backend']; model: ModelConfig; classes: number }
+  /** The run's config names the workload (whose module builds the models) and the backend. */
+  | { type: 'init'; id: number; config: Config; classes: number }
   | { type: 'load'; id: number; slot: string; weights: Float32Array }
   | { type: 'drop'; id: number; slot: string }
   /** Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. */
   | { type: 'predict'; id: number; slots: string[]; batch: Batch; output: 'probs' | 'logits'; topK: number; positions?: Int32Array }
-  /** Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities). */
-  | { type: 'evaluate'; id: number; slots: string[]; batch: Batch; chunkRows: number }
+  /**
+   * Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities), and the
+   * named measures of each (accuracy; AUC of p(class 1) for a binary task).
+   */
+  | { type: 'evaluate'; id: number; slots: string[]; batch: Batch; chunkRows: number; metrics?: readonly MetricName[] }
   /** Disagreement between the ensemble of slots `a` and the ensemble of slots `b` on the same windows. */
   | { type: 'churn'; id: number; a: string[]; b: string[]; batch: Batch; chunkRows: number }
   | { type: 'tensors'; id: number };
@@ -27,6 +31,8 @@ export interface EvaluateReply {
   losses: number[];
   /** Cross-entropy of the averaged probabilities of all requested slots. */
   ensembleLoss: number;
+  /** Each requested measure: one value per slot, then the ensemble's. */
+  metrics: Partial<Record<MetricName, number[]>>;
   positions: number;
 }
 

@@ -5,15 +5,17 @@
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import type { ModelConfig } from '../src/config/schema.js';
-import { buildModel } from '../src/model/build.js';
-import type { Batch, Model } from '../src/model/workload.js';
+import type { Config } from '../src/config/schema.js';
+import { accuracy, auc } from '../src/train/measures.js';
 import { flatToWeights } from '../src/train/optim.js';
 import { serveActor } from '../src/util/actor.js';
+import { rowView } from '../src/workloads/batch.js';
+import { loadWorkload } from '../src/workloads/registry.js';
+import type { Batch, MetricName, Model } from '../src/workloads/workload.js';
 import type { TeacherTarget } from './replica-messages.js';
 import type { TeacherReply, TeacherRequest } from './teacher-messages.js';
 
-let spec: { model: ModelConfig; classes: number } | undefined;
+let spec: { config: Config; classes: number } | undefined;
 const slots = new Map<string, Model>();
 
 function modelOf(slot: string): Model {
@@ -51,28 +53,50 @@ function predict(req: Extract<TeacherRequest, { type: 'predict' }>): { target: T
 function overChunks(batch: Batch, chunkRows: number, f: (chunk: Batch) => number[]): number[] {
   let totals: number[] = [];
   for (let r = 0; r < batch.rows; r += chunkRows) {
-    const rows = Math.min(chunkRows, batch.rows - r);
-    const chunk = { data: batch.data.subarray(r * batch.cols, (r + rows) * batch.cols), rows, cols: batch.cols };
+    const chunk = rowView(batch, r, Math.min(r + chunkRows, batch.rows));
     const parts = f(chunk);
     totals = totals.length ? totals.map((v, i) => v + parts[i]) : parts;
   }
   return totals;
 }
 
-/** Sum over positions of -log p(label) for each model and for their averaged probabilities. */
-function crossEntropySums(models: Model[], chunk: Batch): number[] {
-  const sums = tf.tidy(() => {
+/**
+ * Sum over positions of -log p(label) for each model and for their averaged probabilities; with `keep`, also the
+ * probabilities of each (models, then the ensemble) and the labels, for measures that need every position.
+ */
+function crossEntropySums(models: Model[], chunk: Batch, keep?: { probs: Float32Array[][]; labels: Int32Array[] }): number[] {
+  const [sums, probs, labels] = tf.tidy(() => {
     const labels = models[0].labels(chunk);
     const probs = models.map((m) => tf.softmax(m.logits(chunk)));
+    const all = [...probs, probs.length === 1 ? probs[0] : tf.addN(probs).div(probs.length)];
     const mask = tf.oneHot(labels, models[0].classes).toFloat();
     const nll = (p: tf.Tensor) => tf.neg(tf.log(tf.sum(p.mul(mask), 1).maximum(1e-30))).sum();
-    const each = probs.map(nll);
-    const ensemble = nll(probs.length === 1 ? probs[0] : tf.addN(probs).div(probs.length));
-    return tf.stack([...each, ensemble]);
+    return [tf.stack(all.map(nll)), keep ? all : [], keep ? labels : undefined] as const;
   });
   const out = Array.from(sums.dataSync());
-  sums.dispose();
+  if (keep) {
+    probs.forEach((p, i) => (keep.probs[i] ??= []).push(p.dataSync() as Float32Array));
+    keep.labels.push(labels!.dataSync() as Int32Array);
+  }
+  tf.dispose([sums, ...probs, ...(labels ? [labels] : [])]);
   return out;
+}
+
+const concat = (parts: Float32Array[] | Int32Array[]): Float32Array | Int32Array => {
+  const out = parts[0] instanceof Int32Array ? new Int32Array(parts.reduce((n, p) => n + p.length, 0)) : new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+};
+
+/** A measure of each model and the ensemble from their probabilities [P, C] and the labels. */
+function measure(name: MetricName, probs: Float32Array[], labels: Int32Array, classes: number): number[] {
+  if (name === 'accuracy') return probs.map((p) => accuracy(p, labels, classes));
+  if (classes !== 2) throw new Error(`the metric "auc" needs a binary task, not ${classes} classes`);
+  return probs.map((p) => auc(p.filter((_, i) => i % 2 === 1), labels));
 }
 
 function churnSums(a: Model[], b: Model[], chunk: Batch): number[] {
@@ -93,16 +117,15 @@ function churnSums(a: Model[], b: Model[], chunk: Batch): number[] {
 async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; transfer?: ArrayBufferLike[] }> {
   switch (req.type) {
     case 'init': {
-      const info = await initBackend(req.backend);
-      spec = { model: req.model, classes: req.classes };
+      const info = await initBackend(req.config.backend);
+      spec = { config: req.config, classes: req.classes };
       return { reply: { type: 'ready', id: req.id, backend: info.name } };
     }
     case 'load': {
       if (!spec) throw new Error('teacher used before init');
       let m = slots.get(req.slot);
       if (!m) {
-        // Teachers see each batch once, out of any stream: they never carry LSTM state between batches.
-        m = buildModel({ config: { ...spec.model, carryState: false }, classes: spec.classes, seed: 0 });
+        m = await loadWorkload(spec.config.workload).buildModel({ config: spec.config, classes: spec.classes, seed: 0, role: 'teacher' });
         slots.set(req.slot, m);
       }
       flatToWeights(req.weights, m.variables);
@@ -119,14 +142,23 @@ async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; trans
     }
     case 'evaluate': {
       const models = req.slots.map(modelOf);
-      const sums = overChunks(req.batch, req.chunkRows, (c) => crossEntropySums(models, c));
+      const names = req.metrics ?? [];
+      const keep = names.length ? { probs: [] as Float32Array[][], labels: [] as Int32Array[] } : undefined;
+      const sums = overChunks(req.batch, req.chunkRows, (c) => crossEntropySums(models, c, keep));
       const positions = models[0].positions(req.batch.rows);
+      const metrics: Partial<Record<MetricName, number[]>> = {};
+      if (keep) {
+        const probs = keep.probs.map((parts) => concat(parts) as Float32Array);
+        const labels = concat(keep.labels) as Int32Array;
+        for (const name of names) metrics[name] = measure(name, probs, labels, models[0].classes);
+      }
       return {
         reply: {
           type: 'evaluated',
           id: req.id,
           losses: sums.slice(0, models.length).map((s) => s / positions),
           ensembleLoss: sums[models.length] / positions,
+          metrics,
           positions,
         },
       };

@@ -14,8 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { DEFAULTS } from '../src/config/schema.js';
-import { ingest } from '../src/corpus/ingest.js';
-import { bundledInputs, readDocument } from '../src/corpus/inputs.js';
+import { LM_DEFAULTS } from '../src/workloads/lm/config.js';
+import { ingest } from '../src/workloads/lm/corpus/ingest.js';
+import { bundledInputs, readDocument } from '../src/workloads/lm/corpus/inputs.js';
 
 const SMALL_MB = 50;
 
@@ -38,7 +39,7 @@ async function measure(inputs: string[], path: string): Promise<RunStats> {
   try {
     let inputBytes = 0;
     const result = await ingest({
-      corpus: { ...DEFAULTS.corpus, path, inputs },
+      corpus: { ...LM_DEFAULTS.corpus, path, inputs },
       seed: DEFAULTS.seed,
       onProgress: (p) => {
         if (p.phase === 'scan') inputBytes = p.bytesTotal;

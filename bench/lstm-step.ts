@@ -9,7 +9,8 @@
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend, type BackendChoice } from '../src/backend.js';
 import { loadConfig } from '../src/config/load.js';
-import { buildModel } from '../src/model/build.js';
+import { lmConfig } from '../src/workloads/lm/config.js';
+import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { installGradFixes, uninstallGradFixes } from '../src/tf/grad-fixes.js';
 import { taskLoss } from '../src/train/loss.js';
 
@@ -19,8 +20,8 @@ const config = loadConfig({ preset, set });
 const info = await initBackend(backend as BackendChoice);
 console.log(describeBackend(info));
 
-const { model: modelConfig, optim } = config;
-const classes = config.corpus.vocabSize;
+const { model: modelConfig, optim, corpus } = lmConfig(config);
+const classes = corpus.vocabSize;
 const rows = optim.batch;
 const cols = modelConfig.window + 1;
 const data = new Int32Array(rows * cols);
@@ -29,10 +30,10 @@ for (let k = 0; k < data.length; k++) {
   s = (s * 1103515245 + 12345) >>> 0;
   data[k] = s % classes;
 }
-const batch = { data, rows, cols };
+const batch = { rows, fields: { tokens: data } };
 
 function measure(label: string): number {
-  const model = buildModel({ config: modelConfig, classes, seed: config.seed });
+  const model = new LstmLanguageModel({ model: modelConfig, classes, seed: config.seed });
   const opt: tf.Optimizer = tf.train.adam(optim.lr);
   const step = () => {
     const cost = tf.tidy(() => {

@@ -22,12 +22,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ChunksReply, FeedSpec } from '../actors/reader-messages.js';
-import { Corpus, bytesPerToken, readCorpusMeta } from '../src/corpus/store.js';
-import { openBatchStream } from '../src/data/batches.js';
-import { DataOrder } from '../src/data/order.js';
-import { partitionShards, shardLayout } from '../src/data/partition.js';
-import { createReaderPool } from '../src/data/reader-pool.js';
-import { widenBatch } from '../src/data/windows.js';
+import { Corpus, bytesPerToken, readCorpusMeta } from '../src/workloads/lm/corpus/store.js';
+import { openBatchStream } from '../src/workloads/lm/data/batches.js';
+import { DataOrder } from '../src/workloads/lm/data/order.js';
+import { partitionShards, shardLayout } from '../src/workloads/lm/data/partition.js';
+import { createReaderPool } from '../src/workloads/lm/data/reader-pool.js';
+import { widenBatch } from '../src/workloads/lm/data/windows.js';
 import { writeSyntheticCorpus } from './synthetic-corpus.js';
 
 export interface ReaderBenchOptions {

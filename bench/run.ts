@@ -2,15 +2,17 @@
  * Every benchmark, one after the other, each printing its ratios against a baseline measured in the same run.
  *
  *   npm run bench                 # all
- *   npm run bench -- training     # some: ingest reader checkpoint allreduce training
+ *   npm run bench -- training     # some: ingest reader checkpoint allreduce training workloads
  *
  * Benchmarks are measurements, never pass/fail: the tests assert behaviour, not speed.
  */
 import { benchAllReduce } from './allreduce.js';
 import { benchCheckpoint } from './checkpoint.js';
+import { benchClickIngest } from './click-ingest.js';
 import { benchIngest } from './ingest.js';
 import { benchReader } from './reader.js';
 import { benchTraining } from './training.js';
+import { benchWorkloadSteps } from './workload-steps.js';
 
 const round = (v: unknown) => (typeof v === 'number' ? Number(v.toPrecision(4)) : v);
 const show = (title: string, rows: Record<string, unknown>) => {
@@ -18,7 +20,7 @@ const show = (title: string, rows: Record<string, unknown>) => {
   console.table(Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, round(v)])));
 };
 
-const all = ['ingest', 'reader', 'checkpoint', 'allreduce', 'training'] as const;
+const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'allreduce', 'training', 'workloads'] as const;
 const wanted = process.argv.slice(2).filter((a) => (all as readonly string[]).includes(a));
 const run = (name: (typeof all)[number]) => wanted.length === 0 || wanted.includes(name);
 
@@ -27,9 +29,11 @@ if (run('training')) {
   const { arms, ratios } = await benchTraining();
   for (const a of arms) show(`training: ${a.arm}`, { ...a, arm: undefined });
   show('training: ratios', ratios);
-  trainingRate = arms[0].tokensPerSecond;
+  trainingRate = arms[0].positionsPerSecond;
 }
 if (run('ingest')) show('ingest (bundled corpus)', await benchIngest({}));
+if (run('click-ingest')) show('click ingest (synthetic Criteo) vs a plain line split', await benchClickIngest());
 if (run('reader')) show('reader', await benchReader(trainingRate ? { trainingTokensPerSecond: trainingRate } : {}));
 if (run('checkpoint')) show('checkpoint', await benchCheckpoint());
 if (run('allreduce')) show('all-reduce', await benchAllReduce());
+if (run('workloads')) for (const row of await benchWorkloadSteps()) show(`step time: ${row.preset}`, { ...row, preset: undefined });

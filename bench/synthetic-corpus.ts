@@ -11,7 +11,7 @@ import {
   type Split,
   type TokenDtype,
   tokenArrayType,
-} from '../src/corpus/store.js';
+} from '../src/workloads/lm/corpus/store.js';
 
 export interface SyntheticCorpusOptions {
   shardTokens: number;

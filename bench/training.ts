@@ -14,13 +14,13 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/load.js';
 import type { Config } from '../src/config/schema.js';
-import { ensureCorpus } from '../src/commands/ingest.js';
+import { ensureData } from '../src/commands/ingest.js';
 import type { StepEvent } from '../src/train/events.js';
 import { startRun } from '../src/train/run.js';
 
 export interface ArmResult {
   arm: string;
-  tokensPerSecond: number;
+  positionsPerSecond: number;
   stepMs: number;
   computeMs: number;
   /** Share of a step's wall time outside tfjs compute (data, messaging, all-reduce, waiting). */
@@ -41,7 +41,7 @@ export async function measureArm(arm: string, config: Config, warmup: number): P
   const mean = (f: (s: StepEvent) => number) => steps.reduce((a, s) => a + f(s), 0) / steps.length;
   return {
     arm,
-    tokensPerSecond: steps.reduce((a, s) => a + s.tokens, 0) / ((last - first) / 1000),
+    positionsPerSecond: steps.reduce((a, s) => a + s.positions, 0) / ((last - first) / 1000),
     stepMs: mean((s) => s.ms),
     computeMs: mean((s) => s.computeMs),
     outsideShare: 1 - mean((s) => s.computeMs) / mean((s) => s.ms),
@@ -51,10 +51,10 @@ export async function measureArm(arm: string, config: Config, warmup: number): P
 
 export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: ArmResult[]; ratios: Record<string, number> }> {
   const base = loadConfig({ preset: 'lm-small' });
-  await ensureCorpus(base);
+  await ensureData(base);
   const dir = mkdtempSync(join(tmpdir(), 'codistill-bench-'));
   const B = base.optim.batch;
-  const common = [`steps=${steps + warmup}`, `runDir=${dir}`, 'eval.every=0', 'eval.windows=8', 'checkpoint.every=0', 'optim.warmupSteps=0'];
+  const common = [`steps=${steps + warmup}`, `runDir=${dir}`, 'eval.every=0', 'eval.examples=8', 'checkpoint.every=0', 'optim.warmupSteps=0'];
   const arm = (name: string, set: string[]) => measureArm(name, loadConfig({ preset: 'lm-small', set: [...common, `name=${name}`, ...set] }), warmup);
   try {
     const arms: ArmResult[] = [];
@@ -68,8 +68,8 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
     return {
       arms,
       ratios: {
-        '2-replica group / side-by-side ceiling (>= 0.9)': two.tokensPerSecond / sideBySide.tokensPerSecond,
-        '2-replica group / 1 replica (speed-up)': two.tokensPerSecond / one.tokensPerSecond,
+        '2-replica group / side-by-side ceiling (>= 0.9)': two.positionsPerSecond / sideBySide.positionsPerSecond,
+        '2-replica group / 1 replica (speed-up)': two.positionsPerSecond / one.positionsPerSecond,
         'outside-compute share of a 2-replica step (< 0.1)': two.outsideShare,
         'teacher overhead: codistilling / plain step time - 1 (< 0.25)': distill.stepMs / sideBySide.stepMs - 1,
         'teacher overhead with top-64 targets': topk.stepMs / sideBySide.stepMs - 1,
@@ -83,6 +83,6 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { arms, ratios } = await benchTraining(Number(process.argv[2] ?? 30));
-  console.table(arms.map((a) => ({ ...a, tokensPerSecond: Math.round(a.tokensPerSecond), stepMs: a.stepMs.toFixed(1), computeMs: a.computeMs.toFixed(1), outsideShare: a.outsideShare.toFixed(3), teacherWaitMs: a.teacherWaitMs.toFixed(1) })));
+  console.table(arms.map((a) => ({ ...a, positionsPerSecond: Math.round(a.positionsPerSecond), stepMs: a.stepMs.toFixed(1), computeMs: a.computeMs.toFixed(1), outsideShare: a.outsideShare.toFixed(3), teacherWaitMs: a.teacherWaitMs.toFixed(1) })));
   console.table(Object.fromEntries(Object.entries(ratios).map(([k, v]) => [k, Number(v.toFixed(3))])));
 }

@@ -4,6 +4,7 @@
  */
 import { Command, Option } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
+import { builtInWorkloads, loadWorkload } from './workloads/registry.js';
 import type { Config } from './config/schema.js';
 import { configCommand } from './commands/config.js';
 import { ingestCommand } from './commands/ingest.js';
@@ -24,6 +25,16 @@ function withConfigFlags(cmd: Command, defaultPreset?: string): Command {
     .option('-s, --set <key=value>', 'override one config key (repeatable), e.g. --set model.hidden=64', collect, []);
 }
 
+/** The built-in workload that reads an input format (`--format criteo` without a preset means click prediction). */
+function workloadForFormat(format: string): string {
+  const kind = builtInWorkloads().find((k) => loadWorkload(k).formats.includes(format));
+  if (!kind) {
+    const known = builtInWorkloads().flatMap((k) => loadWorkload(k).formats);
+    throw new ConfigError(`unknown --format "${format}" (known: ${known.join(', ')})`);
+  }
+  return kind;
+}
+
 function resolveConfig(flags: ConfigFlags): Config {
   return loadConfig({ preset: flags.preset, set: flags.set });
 }
@@ -40,13 +51,18 @@ export function buildProgram(): Command {
       configCommand(flags.keys ? undefined : resolveConfig(flags), flags);
     });
 
-  withConfigFlags(program.command('ingest').description('tokenize text into the LMDB corpus store (default: the bundled books and speeches)'))
-    .argument('[paths...]', 'text files or folders (each file is a document); overrides corpus.inputs')
-    .option('--force', 'replace an existing corpus built from other input or settings')
-    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean }) => {
-      const config = resolveConfig(flags);
-      if (paths.length) config.corpus.inputs = paths;
-      await ingestCommand(config, { force: flags.force });
+  withConfigFlags(
+    program
+      .command('ingest')
+      .description("build the workload's LMDB store: the token corpus (default: the bundled books and speeches), click rows, or images"),
+  )
+    .argument('[paths...]', "input files or folders: text for the language model (each file a document), Criteo-format rows for click prediction; overrides the config's inputs")
+    .option('-f, --format <format>', 'input format: text (language model), criteo (click prediction: picks the click workload unless the preset names one), idx (MNIST images)')
+    .option('--force', 'replace an existing store built from other input or settings')
+    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean; format?: string }) => {
+      const set = flags.format && !flags.preset ? [`workload=${workloadForFormat(flags.format)}`, ...flags.set] : flags.set;
+      const config = resolveConfig({ ...flags, set });
+      await ingestCommand(config, { force: flags.force, inputs: paths.length ? paths : undefined, format: flags.format });
     });
 
   withConfigFlags(program.command('train').description('train N codistilled groups (groups=1: plain synchronous SGD)'), 'lm-small')
@@ -67,16 +83,19 @@ export function buildProgram(): Command {
     .command('experiment')
     .description("run one of the paper's experiments and write its report folder (re-running resumes it)")
     .argument('<name>', 'scaling | staleness | churn')
+    .option('-p, --preset <name>', 'run on this preset\'s workload, with its own budgets from config/experiments/<preset>/ (e.g. criteo-small, mnist-small); default the language model')
     .option('-b, --budget <name>', 'budget from config/experiments/ (test, quick, full) or a JSON file', 'quick')
     .option('-o, --out <dir>', 'report folder (default: results/<name>/<budget>)')
     .option('-s, --set <key=value>', 'override one config key of every arm (repeatable)', collect, [])
     .option('--budget-set <key=value>', 'override one budget key, e.g. scaling.steps=400 (repeatable)', collect, [])
-    .action(async (name: string, flags: { budget: string; out?: string; set: string[]; budgetSet: string[] }) => {
+    .action(async (name: string, flags: { preset?: string; budget: string; out?: string; set: string[]; budgetSet: string[] }) => {
       await experimentCommand(name, flags);
     });
 
   return program;
 }
+
+const BUILT_IN_ERRORS = new Set(['Error', 'TypeError', 'RangeError', 'ReferenceError', 'SyntaxError', 'EvalError', 'URIError', 'AggregateError']);
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -84,7 +103,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err as Error;
-    const known = e instanceof ConfigError || ['CorpusError', 'SnapshotError', 'RunError'].includes(e.name);
+    // The project's own errors (ConfigError, RunError, a workload's input errors...) say what is wrong in their
+    // message; JavaScript's built-in ones are bugs, shown with their stack.
+    const known = e instanceof ConfigError || (/Error$/.test(e.name) && !BUILT_IN_ERRORS.has(e.name));
     process.stderr.write(`codistill: ${known ? e.message : (e.stack ?? String(e))}\n`);
     return known ? 2 : 1;
   }

@@ -1,15 +1,20 @@
 /** The library: everything a program that embeds codistill needs. */
-export { loadConfig, validateConfig, describeKeys, ConfigError } from './config/load.js';
-export { DEFAULTS, configSchema, type Config } from './config/schema.js';
+export { loadConfig, validateConfig, describeKeys, workloadOf, ConfigError } from './config/load.js';
+export { DEFAULTS, commonSchema, type Config, type CommonConfig } from './config/schema.js';
 export { initBackend, describeBackend, type BackendInfo } from './backend.js';
-export { ingest, type IngestResult, type IngestProgress } from './corpus/ingest.js';
-export { Corpus, CorpusError, type CorpusMeta } from './corpus/store.js';
-export { openBatchStream, createReaderPool, readValidationWindows, type TrainBatch, type DataCursor } from './data/batches.js';
+export { loadWorkload, builtInWorkloads, WorkloadError } from './workloads/registry.js';
+export type {
+  Workload, WorkloadData, Model, ModelSpec, Batch, Field, TrainBatch, TrainStream, StreamSpec, DataCursor, IngestReport,
+  IngestOptions, IngestProgressSink, MetricName,
+} from './workloads/workload.js';
+export { rowView, rowCopy, batchBuffers } from './workloads/batch.js';
+export { RecordWriter, RecordStore, RecordError, type FieldSpec, type RecordMeta } from './records/store.js';
+export { openRecordStream, readValidation } from './records/stream.js';
 export { Group, RunError, type GroupOptions } from './group/group.js';
-export { buildModel } from './model/build.js';
-export type { Model, ModelSpec, Batch } from './model/workload.js';
 export { codistillLoss, taskLoss, distillLoss, distillWeight } from './train/loss.js';
+export { auc, accuracy } from './train/measures.js';
 export { startRun, train, type Run, type RunSummary, type TrainOptions } from './train/run.js';
 export type { RunEvent, StepEvent, EvalEvent } from './train/events.js';
 export { readMetrics } from './train/metrics.js';
 export { openSnapshotStore, type SnapshotStore, type Snapshot } from './store/index.js';
+export { arrayData, type ArrayDataOptions } from './workloads/arrays.js';

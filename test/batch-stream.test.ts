@@ -2,9 +2,9 @@ import t from 'tap';
 import { join } from 'node:path';
 import { Subject, firstValueFrom, take, toArray } from 'rxjs';
 import { syntheticToken, writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
-import { CORPUS_FORMAT, CORPUS_FORMAT_VERSION, Corpus, CorpusWriter } from '../src/corpus/store.js';
-import { type BatchStreamOptions, type TrainBatch, createReaderPool, openBatchStream } from '../src/data/batches.js';
-import type { DataOrder } from '../src/data/order.js';
+import { CORPUS_FORMAT, CORPUS_FORMAT_VERSION, Corpus, CorpusWriter } from '../src/workloads/lm/corpus/store.js';
+import { type BatchStreamOptions, type WindowBatch, createReaderPool, openBatchStream } from '../src/workloads/lm/data/batches.js';
+import type { DataOrder } from '../src/workloads/lm/data/order.js';
 import type { ToReader } from '../actors/reader-messages.js';
 
 // 21 training shards of 1024 tokens (the last one 500): with T = 16, 63 windows a full shard, spans of M = 7 windows.
@@ -21,12 +21,12 @@ t.teardown(() => pool.destroy());
 const options = (over: Partial<BatchStreamOptions> = {}): BatchStreamOptions => ({
   corpusPath, group: 0, groups: 2, sameData: false, batch: B, window: T, seed: 7, pool, shuffleShards: 4, spanWindows: M, ...over,
 });
-const pull = async (stream: { next(): Promise<TrainBatch> }, n: number): Promise<TrainBatch[]> => {
-  const out: TrainBatch[] = [];
+const pull = async (stream: { next(): Promise<WindowBatch> }, n: number): Promise<WindowBatch[]> => {
+  const out: WindowBatch[] = [];
   for (let i = 0; i < n; i++) out.push(await stream.next());
   return out;
 };
-const summary = (b: TrainBatch) => ({ epoch: b.epoch, index: b.index, k: b.spanWindow, cursor: b.cursor, data: Array.from(b.data) });
+const summary = (b: WindowBatch) => ({ epoch: b.epoch, index: b.index, k: b.spanWindow, cursor: b.cursor, data: Array.from(b.data) });
 
 t.test('batch rows are the corpus tokens of the windows the data order names', async (t) => {
   const stream = openBatchStream(options());
@@ -153,7 +153,7 @@ t.test('batches$ and pull(demand$) deliver the same sequence as next()', async (
   const b = openBatchStream(options());
   t.teardown(() => b.close());
   const demand = new Subject<void>();
-  const got: TrainBatch[] = [];
+  const got: WindowBatch[] = [];
   const done = new Promise<void>((resolve) => {
     b.pull(demand).subscribe((batch) => {
       got.push(batch);

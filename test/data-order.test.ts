@@ -1,7 +1,7 @@
 import t from 'tap';
-import { type DataCursor, DataOrder, type OrderOptions } from '../src/data/order.js';
-import { type ShardLayout, partitionShards } from '../src/data/partition.js';
-import { windowsInShard } from '../src/data/windows.js';
+import { type DataCursor, DataOrder, type OrderOptions } from '../src/workloads/lm/data/order.js';
+import { type ShardLayout, partitionShards } from '../src/workloads/lm/data/partition.js';
+import { windowsInShard } from '../src/workloads/lm/data/windows.js';
 
 // 21 shards of 1024 tokens, the last one 500: 63 windows of 16+1 tokens in a full shard, 31 in the last. Spans of
 // M = 7 windows: 9 a full shard, 4 in the last. Group 0 (11 shards, the short one among them) has blocks of 3, 4, 4.

@@ -8,9 +8,9 @@ import type { ArmResult } from '../src/experiments/arms.js';
 import { type Config, DEFAULTS } from '../src/config/schema.js';
 
 const start = (fromStep: number, time: number): RunEvent =>
-  ({ type: 'start', runId: 'r', runDir: 'r', backend: 'wasm', parameters: 1, config: {} as Config, fromStep, time }) as RunEvent;
+  ({ type: 'start', runId: 'r', runDir: 'r', backend: 'wasm', parameters: 1, unit: 'tokens', config: {} as Config, fromStep, time }) as RunEvent;
 const step = (s: number, time: number, group = 0): RunEvent =>
-  ({ type: 'step', group, step: s, loss: 0, taskLoss: 0, distillLoss: 0, alpha: 0, lr: 0, gradNorm: 0, tokens: 1, ms: 1, computeMs: 1, reduceMs: 0, teacherWaitMs: 0, time }) as RunEvent;
+  ({ type: 'step', group, step: s, loss: 0, taskLoss: 0, distillLoss: 0, alpha: 0, lr: 0, gradNorm: 0, positions: 1, ms: 1, computeMs: 1, reduceMs: 0, teacherWaitMs: 0, time }) as RunEvent;
 const evalAt = (s: number, losses: number[], ensembleLoss = losses[0]): RunEvent =>
   ({ type: 'eval', step: s, losses, ensembleLoss, positions: 1, time: 0 }) as RunEvent;
 
@@ -77,7 +77,7 @@ t.test('the limit is the first batch whose doubling saves too few steps', async 
   t.equal(limit.batch, 16);
   t.ok(limit.saturated);
   t.same(limit.ratios.map((r) => r.ratio?.value), [0.5, 1]);
-  t.equal(sync[0].windowsPerStep, DEFAULTS.groups * DEFAULTS.optim.batch, 'compute per step: groups x batch');
+  t.equal(sync[0].examplesPerStep, DEFAULTS.groups * DEFAULTS.optim.batch, 'compute per step: groups x batch');
   t.notOk(findLimit([8, 16], sync.slice(0, 2), 0.85).saturated, 'still gaining: the largest batch, not saturated');
 });
 

@@ -2,17 +2,17 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { buildModel } from '../src/model/build.js';
+import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { gradFixesInstalled } from '../src/tf/grad-fixes.js';
 import { randomBatch } from './helpers/batches.js';
 import { lossAndGrads, tinyModel } from './helpers/lm-train.js';
 
-const spec = { config: tinyModel({ layers: 2, layerNorm: true }), classes: 20, seed: 5 };
-const batch = randomBatch(11, 3, spec.config.window + 1, spec.classes);
+const spec = { model: tinyModel({ layers: 2, layerNorm: true }), classes: 20, seed: 5 };
+const batch = randomBatch(11, 3, spec.model.window + 1, spec.classes);
 
 /** Gradients of the model's task loss, in variable order, on the active backend. */
 function gradients(): Float32Array[] {
-  const model = buildModel(spec);
+  const model = new LstmLanguageModel(spec);
   const { loss, grads } = lossAndGrads(model, batch);
   const values = model.variables.map((v) => (grads[v.name].dataSync() as Float32Array).slice());
   tf.dispose([loss, ...Object.values(grads)]);

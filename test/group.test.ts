@@ -1,22 +1,14 @@
 import t from 'tap';
-import { DEFAULTS, type Config } from '../src/config/schema.js';
+import { loadConfig } from '../src/config/load.js';
 import { Group, type GroupOptions } from '../src/group/group.js';
 import { randomBatch } from './helpers/batches.js';
 
 const classes = 64;
 const T = 8;
-const model: Config['model'] = { ...DEFAULTS.model, embedding: 8, hidden: 16, layers: 1, window: T };
-const options = (replicas: number): GroupOptions => ({
-  group: 0,
-  replicas,
-  backend: 'wasm',
-  model,
-  classes,
-  seed: 7,
-  optim: { ...DEFAULTS.optim, lr: 0.01 },
-  distillLoss: 'ce',
-  labelSmoothing: 0,
+const config = loadConfig({
+  set: ['backend=wasm', 'model.embedding=8', 'model.hidden=16', 'model.layers=1', `model.window=${T}`, 'optim.lr=0.01', 'optim.batch=64'],
 });
+const options = (replicas: number): GroupOptions => ({ group: 0, replicas, config, classes, seed: 7 });
 
 const stepInput = (step: number, rows: number) => ({
   step,

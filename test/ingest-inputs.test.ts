@@ -1,7 +1,7 @@
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { bundledInputs, listInputs, readDocument, scanFile } from '../src/corpus/inputs.js';
+import { bundledInputs, listInputs, readDocument, scanFile } from '../src/workloads/lm/corpus/inputs.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'text');
 

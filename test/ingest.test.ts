@@ -2,11 +2,10 @@ import t from 'tap';
 import { spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CorpusConfig } from '../src/config/schema.js';
-import { DEFAULTS } from '../src/config/schema.js';
-import { ingest } from '../src/corpus/ingest.js';
-import { Corpus, type CorpusMeta, CorpusWriter, readCorpusMeta, type Split, SPLITS } from '../src/corpus/store.js';
-import { loadTokenizer } from '../src/corpus/tokenizer.js';
+import { type CorpusConfig, LM_DEFAULTS } from '../src/workloads/lm/config.js';
+import { ingest } from '../src/workloads/lm/corpus/ingest.js';
+import { Corpus, type CorpusMeta, CorpusWriter, readCorpusMeta, type Split, SPLITS } from '../src/workloads/lm/corpus/store.js';
+import { loadTokenizer } from '../src/workloads/lm/corpus/tokenizer.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'text');
 type Test = Parameters<Parameters<typeof t.test>[0]>[0];
@@ -17,7 +16,7 @@ function setup(t: Test, over: Partial<CorpusConfig> = {}): { dir: string; inputs
   const inputs = join(dir, 'text');
   cpSync(fixtures, inputs, { recursive: true });
   const corpus: CorpusConfig = {
-    ...DEFAULTS.corpus,
+    ...LM_DEFAULTS.corpus,
     path: join(dir, 'corpus'),
     inputs: [inputs],
     vocabSize: 300,

@@ -2,8 +2,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { buildModel } from '../src/model/build.js';
-import { LstmLanguageModel } from '../src/model/lstm.js';
+import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { randomBatch } from './helpers/batches.js';
 import { tinyModel } from './helpers/lm-train.js';
 
@@ -18,7 +17,7 @@ function maxDiff(a: Float32Array, b: Float32Array): number {
 }
 
 t.test('variables come in a fixed order with stable names and the configured shapes', async (t) => {
-  const model = new LstmLanguageModel({ config: tinyModel({ layers: 2, layerNorm: true }), classes, seed: 1 });
+  const model = new LstmLanguageModel({ model: tinyModel({ layers: 2, layerNorm: true }), classes, seed: 1 });
   t.same(model.variableNames, [
     'embedding',
     'lstm0/kernel', 'lstm0/recurrentKernel', 'lstm0/bias', 'lstm0/norm/gain', 'lstm0/norm/bias',
@@ -30,7 +29,7 @@ t.test('variables come in a fixed order with stable names and the configured sha
   ]);
   const bias = Array.from(model.variables[3].dataSync());
   t.same(bias, [...Array(12).fill(0), ...Array(12).fill(1), ...Array(24).fill(0)], 'forget-gate bias starts at 1');
-  const other = new LstmLanguageModel({ config: tinyModel({ layers: 2, layerNorm: true }), classes, seed: 1 });
+  const other = new LstmLanguageModel({ model: tinyModel({ layers: 2, layerNorm: true }), classes, seed: 1 });
   t.not(other.variables[0].name, model.variables[0].name, 'two live models do not collide in tfjs\'s registry');
   t.equal(maxDiff(other.variables[1].dataSync() as Float32Array, model.variables[1].dataSync() as Float32Array), 0, 'same seed, same init');
   model.dispose();
@@ -39,7 +38,7 @@ t.test('variables come in a fixed order with stable names and the configured sha
 
 t.test('logits equal a tfjs-layers LSTM stack with the same weights', async (t) => {
   const config = tinyModel({ layers: 2 });
-  const model = buildModel({ config, classes, seed: 2 }) as LstmLanguageModel;
+  const model = new LstmLanguageModel({ model: config, classes, seed: 2 });
   const batch = randomBatch(3, 4, config.window + 1, classes);
   const [embedding, k0, r0, b0, k1, r1, b1, outK, outB] = model.variables;
   const reference = tf.sequential({
@@ -72,11 +71,11 @@ t.test('carryState continues across windows exactly as one long window would', a
   const windowAt = (start: number) => {
     const data = new Int32Array(3 * (T + 1));
     for (let b = 0; b < 3; b++) data.set(long.data.subarray(b * long.cols + start, b * long.cols + start + T + 1), b * (T + 1));
-    return { data, rows: 3, cols: T + 1 };
+    return { rows: 3, fields: { tokens: data } };
   };
   const before = tf.memory().numTensors;
-  const carried = new LstmLanguageModel({ config: tinyModel({ window: T, carryState: true, layers: 2 }), classes, seed: 9 });
-  const whole = new LstmLanguageModel({ config: tinyModel({ window: 2 * T, layers: 2 }), classes, seed: 9 });
+  const carried = new LstmLanguageModel({ model: tinyModel({ window: T, carryState: true, layers: 2 }), classes, seed: 9 });
+  const whole = new LstmLanguageModel({ model: tinyModel({ window: 2 * T, layers: 2 }), classes, seed: 9 });
   const weights = tf.memory().numTensors;
   tf.tidy(() => {
     carried.logits(windowAt(0));
@@ -89,7 +88,7 @@ t.test('carryState continues across windows exactly as one long window would', a
   t.ok(maxDiff(second, secondHalf) < 1e-5, `largest difference ${maxDiff(second, secondHalf)}`);
 
   carried.resetState();
-  const fresh = new LstmLanguageModel({ config: tinyModel({ window: T, layers: 2 }), classes, seed: 9 });
+  const fresh = new LstmLanguageModel({ model: tinyModel({ window: T, layers: 2 }), classes, seed: 9 });
   const afterReset = tf.tidy(() => carried.logits(windowAt(T)).dataSync() as Float32Array);
   const fromZero = tf.tidy(() => fresh.logits(windowAt(T)).dataSync() as Float32Array);
   t.equal(maxDiff(afterReset, fromZero), 0, 'after resetState the window starts from zeros');
@@ -98,7 +97,7 @@ t.test('carryState continues across windows exactly as one long window would', a
 });
 
 t.test('a batch that does not fit the model is an error that says why', async (t) => {
-  const model = buildModel({ config: tinyModel(), classes, seed: 1 });
+  const model = new LstmLanguageModel({ model: tinyModel(), classes, seed: 1 });
   t.throws(() => tf.tidy(() => model.logits(randomBatch(1, 2, 5, classes))), /7 \(inputs plus the next token\)/);
   const bad = randomBatch(1, 2, 7, classes);
   bad.data[3] = classes;

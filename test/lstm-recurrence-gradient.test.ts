@@ -2,7 +2,7 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { lstmRecurrence } from '../src/model/lstm-recurrence.js';
+import { lstmRecurrence } from '../src/workloads/lm/lstm-recurrence.js';
 
 await initBackend('cpu');
 

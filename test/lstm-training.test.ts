@@ -3,7 +3,7 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { DEFAULTS } from '../src/config/schema.js';
-import { buildModel } from '../src/model/build.js';
+import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { taskLoss } from '../src/train/loss.js';
 import { clipByGlobalNorm, createOptimizer, flatLength, flatToGrads, gradsToFlat, setLearningRate } from '../src/train/optim.js';
 import { randomBatch } from './helpers/batches.js';
@@ -15,7 +15,7 @@ const classes = 16;
 const optim = { ...DEFAULTS.optim, lr: 0.03, clipNorm: 1 };
 
 function train(seed: number, steps: number, dataSeed = 1) {
-  const model = buildModel({ config: tinyModel(), classes, seed });
+  const model = new LstmLanguageModel({ model: tinyModel(), classes, seed });
   const opt = createOptimizer(optim);
   const batch = randomBatch(dataSeed, 4, model.positions(1) + 1, classes);
   const losses = Array.from({ length: steps }, () => trainStep(model, opt, batch, optim.clipNorm));
@@ -41,7 +41,7 @@ t.test('the same seed gives bitwise identical weights; another seed does not', a
 });
 
 t.test('the tensor count stays flat across training steps (the replica\'s step, every option on)', async (t) => {
-  const model = buildModel({ config: tinyModel({ layers: 2, layerNorm: true, carryState: true }), classes, seed: 3 });
+  const model = new LstmLanguageModel({ model: tinyModel({ layers: 2, layerNorm: true, carryState: true }), classes, seed: 3 });
   const opt = createOptimizer(optim);
   const vars = model.variables as tf.Variable[];
   const flat = new Float32Array(flatLength(vars));

@@ -3,7 +3,7 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendChoice } from '../src/backend.js';
 import { DEFAULTS, type OptimConfig } from '../src/config/schema.js';
-import { buildModel } from '../src/model/build.js';
+import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { createOptimizer, flatToWeights, loadOptimizerState, optimizerState, weightsToFlat } from '../src/train/optim.js';
 import { randomBatch } from './helpers/batches.js';
 import { snapshot, tinyModel, trainStep } from './helpers/lm-train.js';
@@ -18,7 +18,7 @@ function bitwiseEqual(a: Float32Array[], b: Float32Array[]): boolean {
 async function roundTrip(backend: BackendChoice, optim: OptimConfig) {
   await initBackend(backend);
   const batch = (k: number) => randomBatch(k, 3, config.window + 1, classes);
-  const source = buildModel({ config, classes, seed: 1 });
+  const source = new LstmLanguageModel({ model: config, classes, seed: 1 });
   const sourceOpt = createOptimizer(optim);
   // After 20 steps Adam's running beta powers no longer equal pow(beta, step): the state must carry them.
   for (let k = 0; k < 20; k++) trainStep(source, sourceOpt, batch(k));
@@ -31,7 +31,7 @@ async function roundTrip(backend: BackendChoice, optim: OptimConfig) {
   trainStep(source, sourceOpt, batch(9));
   const expected = snapshot(source);
 
-  const target = buildModel({ config, classes, seed: 2 });
+  const target = new LstmLanguageModel({ model: config, classes, seed: 2 });
   const targetOpt = createOptimizer(optim);
   trainStep(target, targetOpt, batch(5)); // a used optimizer: loading must replace its slots, not leak them
   const before = tf.memory().numTensors;
@@ -63,7 +63,7 @@ for (const [backend, optimizer] of cases) {
 
 t.test('the state is named arrays: step counter first, then the slots', async (t) => {
   await initBackend('wasm');
-  const model = buildModel({ config, classes, seed: 1 });
+  const model = new LstmLanguageModel({ model: config, classes, seed: 1 });
   const opt = createOptimizer({ ...DEFAULTS.optim });
   trainStep(model, opt, randomBatch(1, 2, config.window + 1, classes));
   const state = await optimizerState(opt);

@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import { readSpans } from '../actors/reader.js';
 import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ToReader } from '../actors/reader-messages.js';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
-import { Corpus, readCorpusMeta } from '../src/corpus/store.js';
-import { DataOrder } from '../src/data/order.js';
-import { partitionShards, shardLayout } from '../src/data/partition.js';
-import { createReaderPool } from '../src/data/reader-pool.js';
+import { Corpus, readCorpusMeta } from '../src/workloads/lm/corpus/store.js';
+import { DataOrder } from '../src/workloads/lm/data/order.js';
+import { partitionShards, shardLayout } from '../src/workloads/lm/data/partition.js';
+import { createReaderPool } from '../src/workloads/lm/data/reader-pool.js';
 
 // Spans of 3 windows of 16+1 tokens: 49 tokens.
 const L = 3 * 16 + 1;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { type ShardLayout, partitionShards, tokensInShard } from '../src/data/partition.js';
+import { type ShardLayout, partitionShards, tokensInShard } from '../src/workloads/lm/data/partition.js';
 
 const layout = (shards: number, shardTokens: number, last: number): ShardLayout => ({
   shards, shardTokens, tokens: (shards - 1) * shardTokens + last,

@@ -1,8 +1,7 @@
 import t from 'tap';
-import { DEFAULTS } from '../src/config/schema.js';
 import { loadConfig } from '../src/config/load.js';
-import { Corpus } from '../src/corpus/store.js';
-import { createReaderPool, openBatchStream } from '../src/data/batches.js';
+import { lmConfig } from '../src/workloads/lm/config.js';
+import { lmWorkload } from '../src/workloads/lm/index.js';
 import { Group } from '../src/group/group.js';
 import { SnapshotBoard } from '../src/train/board.js';
 import { learningRate } from '../src/train/optim.js';
@@ -16,15 +15,15 @@ t.test('a student step never changes its teachers: the same batch gets the same 
   const classes = 64;
   const groups = await Promise.all(
     [0, 1].map((g) =>
-      Group.start({ group: g, replicas: 1, backend: 'wasm', model: config.model, classes, seed: g + 1, optim: DEFAULTS.optim, distillLoss: 'ce', labelSmoothing: 0 }),
+      Group.start({ group: g, replicas: 1, config, classes, seed: g + 1 }),
     ),
   );
   const board = new SnapshotBoard(2);
   for (const [g, group] of groups.entries()) board.publish({ group: g, step: 0, weights: (await group.state(false)).weights });
-  const teachers = await TeacherPool.start(config, classes, board);
+  const teachers = await TeacherPool.start(config, classes, lmConfig(config).model.window, board);
   t.teardown(() => Promise.all([teachers.close(), ...groups.map((g) => g.close())]));
 
-  const T = config.model.window;
+  const T = lmConfig(config).model.window;
   const probe = randomBatch(5, 4, T + 1, classes);
   const before = await teachers.predict(0, 0, probe);
   for (let s = 0; s < 5; s++) {
@@ -48,41 +47,18 @@ t.test('with alpha = 0 each group trains exactly as an independent run on its sh
   const inRun = await finalWeights(summary.runDir, config);
 
   // Group 1 trained alone: its own model, its own stream, the same schedule, nobody else in the process.
-  const corpus = Corpus.open(config.corpus.path);
-  const classes = corpus.meta.tokenizer.vocabSize;
-  corpus.close();
-  const alone = await Group.start({
-    group: 1,
-    replicas: 1,
-    backend: 'wasm',
-    model: config.model,
-    classes,
-    seed: groupSeed(config.seed, 1),
-    optim: config.optim,
-    distillLoss: 'ce',
-    labelSmoothing: 0,
-  });
-  const pool = createReaderPool(1);
-  const stream = openBatchStream({
-    pool,
-    corpusPath: config.corpus.path,
-    group: 1,
-    groups: 2,
-    sameData: false,
-    batch: config.optim.batch,
-    window: config.model.window,
-    seed: config.seed,
-    prefetch: config.reader.prefetch,
-    spanWindows: config.reader.spanWindows,
-  });
+  const data = await lmWorkload.open(config);
+  const { classes, positionsPerRow } = data;
+  const alone = await Group.start({ group: 1, replicas: 1, config, classes, seed: groupSeed(config.seed, 1) });
+  const stream = data.openStream({ group: 1, groups: 2, sameData: false, batch: config.optim.batch, seed: config.seed });
   t.teardown(async () => {
-    stream.close();
-    await pool.destroy();
+    await stream.close();
+    await data.close();
     await alone.close();
   });
   for (let s = 0; s < config.steps; s++) {
     const batch = await stream.next();
-    await alone.step({ step: s, lr: learningRate(config.optim, s, config.steps), alpha: 0, batch, positionsPerRow: config.model.window, classes });
+    await alone.step({ step: s, lr: learningRate(config.optim, s, config.steps), alpha: 0, batch, positionsPerRow, classes });
   }
   const { weights } = await alone.state(false);
   t.ok(sameBits(weights, inRun[1]), 'group 1 of the run = group 1 trained alone, bit for bit');
@@ -94,12 +70,12 @@ t.test('the teacher actor keeps its tensor count flat across predictions and eva
   const classes = 64;
   const actor = await startTeacherActor('teacher under test', config, classes);
   t.teardown(() => actor.close());
-  const group = await Group.start({ group: 0, replicas: 1, backend: 'wasm', model: config.model, classes, seed: 3, optim: DEFAULTS.optim, distillLoss: 'ce', labelSmoothing: 0 });
+  const group = await Group.start({ group: 0, replicas: 1, config, classes, seed: 3 });
   const { weights } = await group.state(false);
   await group.close();
   await actor.request({ type: 'load', id: 0, slot: 'g0', weights: weights.slice() }, 'ok');
   await actor.request({ type: 'load', id: 0, slot: 'g1', weights: weights.slice() }, 'ok');
-  const T = config.model.window;
+  const T = lmConfig(config).model.window;
   const use = async (seed: number) => {
     const b = randomBatch(seed, 6, T + 1, classes);
     await actor.request({ type: 'predict', id: 0, slots: ['g0', 'g1'], batch: b, output: 'probs', topK: 4, positions: new Int32Array([1, 5, 9]) }, 'predicted');

@@ -2,10 +2,10 @@ import t from 'tap';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer } from 'tokenizers';
-import { learnBpe } from '../src/corpus/bpe.js';
-import { bundledInputs } from '../src/corpus/inputs.js';
-import type { TokenizerMeta } from '../src/corpus/store.js';
-import { EOD_TOKEN, loadTokenizer, MIN_VOCAB_SIZE, TokenizerTrainer } from '../src/corpus/tokenizer.js';
+import { learnBpe } from '../src/workloads/lm/corpus/bpe.js';
+import { bundledInputs } from '../src/workloads/lm/corpus/inputs.js';
+import type { TokenizerMeta } from '../src/workloads/lm/corpus/store.js';
+import { EOD_TOKEN, loadTokenizer, MIN_VOCAB_SIZE, TokenizerTrainer } from '../src/workloads/lm/corpus/tokenizer.js';
 import { Random } from '../src/util/random.js';
 
 const fixtures = join(import.meta.dirname, 'fixtures', 'text');

@@ -1,8 +1,8 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
-import { Corpus } from '../src/corpus/store.js';
-import { readValidationWindows } from '../src/data/validation.js';
+import { Corpus } from '../src/workloads/lm/corpus/store.js';
+import { readValidationWindows } from '../src/workloads/lm/data/validation.js';
 
 const T = 16;
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { Random } from '../src/util/random.js';
-import { widenBatch, windowsInShard } from '../src/data/windows.js';
+import { widenBatch, windowsInShard } from '../src/workloads/lm/data/windows.js';
 
 t.test('widenBatch cuts window k of every row of a chunk into int32, T+1 tokens a row, wherever the rows start', async (t) => {
   const r = new Random(9);

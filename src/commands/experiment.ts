@@ -13,6 +13,8 @@ import { stalenessExperiment } from '../experiments/staleness.js';
 export interface ExperimentFlags {
   /** A budget name from config/experiments/ (test, quick, full) or a JSON file; default quick. */
   budget?: string;
+  /** Run on this preset's workload with its own budgets (config/experiments/PRESET/); default the language model's. */
+  preset?: string;
   /** Report folder; default results/<experiment>/<budget>. */
   out?: string;
   /** `key=value` overrides of every arm's config. */
@@ -37,12 +39,14 @@ export async function experimentCommand(name: string, flags: ExperimentFlags = {
     throw new ConfigError(`unknown experiment "${name}" (one of: ${EXPERIMENTS.join(', ')})`);
   }
   const budgetName = flags.budget ?? 'quick';
+  const budget = loadBudget(budgetName, flags.budgetSet ?? [], flags.preset);
   const ctx: ExperimentContext = {
     name: name as ExperimentName,
     budgetName,
-    budget: loadBudget(budgetName, flags.budgetSet ?? []),
+    preset: flags.preset,
+    budget,
     set: flags.set ?? [],
-    out: resolve(flags.out ?? defaultOut(name, budgetName)),
+    out: resolve(flags.out ?? defaultOut(name, flags.preset ? `${flags.preset}-${budgetName}` : budgetName)),
     write: flags.write,
   };
   const outcome = await RUNNERS[ctx.name](ctx);

@@ -1,72 +1,57 @@
 /**
- * `codistill ingest`: builds the token corpus at corpus.path, with a progress bar per phase and a closing table.
+ * `codistill ingest`: builds the config's workload store (the token corpus, click rows, images), with a progress bar
+ * per phase and the workload's closing table.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { ConfigError, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ingest, type IngestPhase, type IngestResult } from '../corpus/ingest.js';
-import { SPLITS } from '../corpus/store.js';
-import { bytes, compact, createProgress, type Progress } from '../util/progress.js';
+import { createProgress, type Progress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
+import type { IngestProgressSink } from '../workloads/workload.js';
 
-
-/** Ingests the config's corpus first if there is none at corpus.path yet (what train, start and experiments do). */
-export async function ensureCorpus(config: Config): Promise<void> {
-  if (existsSync(config.corpus.path)) return;
-  process.stderr.write(`no corpus at ${config.corpus.path}: ingesting it first\n`);
+/** Ingests the config's data first if there is no store at its path yet (what train, start and experiments do). */
+export async function ensureData(config: Config): Promise<void> {
+  const path = workloadOf(config).dataPath(config);
+  if (existsSync(path)) return;
+  process.stderr.write(`no store at ${path}: ingesting it first\n`);
   await ingestCommand(config, {});
 }
 
-export async function ingestCommand(config: Config, flags: { force?: boolean }): Promise<void> {
-  const corpusPath = config.corpus.path;
-  let phase: IngestPhase | undefined;
+/** Progress bars on stderr, one per phase. */
+function terminalSink(): IngestProgressSink & { stop(): void } {
   let bar: Progress | undefined;
-  try {
-    const result = await ingest({
-      corpus: config.corpus,
-      seed: config.corpus.splitSeed,
-      force: flags.force,
-      onProgress(p) {
-        if (p.phase !== phase) {
-          bar?.stop();
-          bar = undefined;
-          phase = p.phase;
-          // The write phase is one commit (metadata, then a rename): nothing to measure, just say what happens.
-          if (phase === 'write') process.stderr.write(`write    : committing ${corpusPath}\n`);
-          else bar = createProgress({ label: phase.padEnd(9), total: p.bytesTotal, unit: 'B' });
-        }
-        const fields: Record<string, number> = { docs: p.documents };
-        if (p.phase === 'encode') fields.tokens = p.tokens;
-        bar?.update(p.bytesDone, fields);
-      },
-    });
-    bar?.stop();
-    process.stdout.write(report(result, config.corpus.path));
-  } finally {
-    bar?.stop();
+  return {
+    phase(name, total, unit) {
+      bar?.stop();
+      bar = createProgress({ label: name, total: total ?? 0, unit: unit ?? '' });
+    },
+    update(done, fields) {
+      bar?.update(done, fields);
+    },
+    line(text) {
+      bar?.stop();
+      bar = undefined;
+      process.stderr.write(`${text}\n`);
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+export async function ingestCommand(config: Config, flags: { force?: boolean; inputs?: string[]; format?: string }): Promise<void> {
+  const workload = workloadOf(config);
+  if (flags.format && !workload.formats.includes(flags.format)) {
+    throw new ConfigError(`the ${workload.kind} workload ingests ${workload.formats.join(' or ')}, not --format ${flags.format}`);
   }
-}
-
-function report(result: IngestResult, path: string): string {
-  const { meta } = result;
-  const rows = SPLITS.map((split) => {
-    const s = meta.splits[split];
-    return [split, s.documents.toLocaleString(), s.tokens.toLocaleString(), s.shards.toLocaleString()];
-  });
-  const head = result.skipped
-    ? `corpus at ${path} is up to date with its inputs and settings (nothing to do; --force rebuilds it)\n`
-    : `ingested ${meta.inputs.files.length} file(s) in ${result.seconds.toFixed(1)} s, ` +
-      `${compact(Math.round(result.tokensPerSecond))} tokens/s\n`;
-  return (
-    `${head}\n` +
-    formatTable(['split', 'documents', 'tokens', 'shards'], rows) +
-    `\nvocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}), ` +
-    `${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})\n` +
-    `store ${path}, ${bytes(diskUsage(path))} on disk\n`
-  );
-}
-
-/** Bytes the store's files occupy on disk (allocated blocks: LMDB files can be sparse). */
-function diskUsage(dir: string): number {
-  return readdirSync(dir).reduce((sum, name) => sum + statSync(join(dir, name)).blocks * 512, 0);
+  const sink = terminalSink();
+  try {
+    const report = await workload.ingest(config, { force: flags.force, inputs: flags.inputs, format: flags.format, progress: sink });
+    sink.stop();
+    const [head, ...rest] = report.notes;
+    process.stdout.write(`${head ?? ''}\n\n${formatTable(report.header, report.rows)}\n${rest.map((l) => `${l}\n`).join('')}`);
+  } finally {
+    sink.stop();
+  }
 }

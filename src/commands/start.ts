@@ -1,7 +1,7 @@
 /**
  * `codistill start` (what `npm start` runs): the main job on the bundled data.
  *
- * 1. Ingest the bundled books and speeches into the LMDB corpus (once; later runs reuse it).
+ * 1. Ingest the preset's data (lm-small: the bundled books and speeches) into LMDB (once; later runs reuse it).
  * 2. Train a 2-group codistillation of the preset (lm-small: minutes on 2 cores).
  * 3. Train the synchronous-SGD baseline of the same budget: one group at twice the batch, split over as many
  *    replicas as the codistillation has groups, for the same steps: the same examples, steps and threads.
@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { validateConfig } from '../config/load.js';
 import { startRun, type RunSummary } from '../train/run.js';
 import { formatTable } from '../util/table.js';
-import { ensureCorpus } from './ingest.js';
+import { ensureData } from './ingest.js';
 import { watchRun } from './train.js';
 
 export interface StartResult {
@@ -44,12 +44,12 @@ export function startTable(r: StartResult, config: Config): string {
     row(`ensemble of the ${c.losses.length} codistilled models`, c.ensembleLoss, c.steps, c.trainingSeconds),
     row(`sync SGD baseline (batch ${config.optim.batch * config.groups})`, r.baseline.losses[0], r.baseline.steps, r.baseline.trainingSeconds),
   ];
-  return formatTable(['model', 'val loss (nats/token)', 'perplexity', 'steps', 'training s'], rows);
+  return formatTable(['model', `val loss (nats/${c.unit.replace(/s$/, '')})`, 'perplexity', 'steps', 'training s'], rows);
 }
 
 export async function startCommand(config: Config): Promise<StartResult> {
   if (config.groups < 2) throw new Error('codistill start compares codistillation with its baseline: it needs groups >= 2');
-  await ensureCorpus(config);
+  await ensureData(config);
   const name = config.name || `start-${new Date().toISOString().replace(/[:.]/g, '-')}`;
   const main = { ...config, name };
 

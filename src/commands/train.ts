@@ -8,7 +8,7 @@ import type { Config } from '../config/schema.js';
 import { startRun, type RunSummary } from '../train/run.js';
 import type { RunEvent } from '../train/events.js';
 import { createProgress } from '../util/progress.js';
-import { ensureCorpus } from './ingest.js';
+import { ensureData } from './ingest.js';
 import { formatTable } from '../util/table.js';
 
 /** The config a resumed run continues with: the one it saved, with any `--set` overrides on top. */
@@ -26,7 +26,8 @@ export function watchRun(events: { subscribe(o: { next(e: RunEvent): void }): un
   let bar: ReturnType<typeof createProgress> | undefined;
   let done = 0;
   const lastLoss = new Array<number>(config.groups).fill(NaN);
-  let tokens = 0;
+  let positions = 0;
+  let unit = 'positions';
   let t0 = 0;
   let val = '';
   events.subscribe({
@@ -39,17 +40,18 @@ export function watchRun(events: { subscribe(o: { next(e: RunEvent): void }): un
               '\n',
           );
           done = e.fromStep * config.groups;
+          unit = e.unit;
           t0 = performance.now();
           bar = createProgress({ label, total, unit: 'steps' });
           bar.update(done);
           break;
         case 'step':
           done++;
-          tokens += e.tokens;
+          positions += e.positions;
           lastLoss[e.group] = e.taskLoss;
           bar?.update(done, {
             'task loss': lastLoss.map((l) => l.toFixed(3)).join('/'),
-            'tok/s': Math.round(tokens / ((performance.now() - t0) / 1000)),
+            [`${unit === 'tokens' ? 'tok' : unit}/s`]: Math.round(positions / ((performance.now() - t0) / 1000)),
             ...(val ? { val } : {}),
           });
           break;
@@ -68,18 +70,26 @@ export function watchRun(events: { subscribe(o: { next(e: RunEvent): void }): un
   });
 }
 
+/** Per model and for the ensemble: the validation loss, then perplexity or the workload's measures. */
 export function summaryTable(summary: RunSummary, config: Config): string {
-  const rows: string[][] = summary.losses.map((l, g) => [`group ${g}`, l.toFixed(4), Math.exp(l).toFixed(1)]);
-  if (summary.losses.length > 1) rows.push(['ensemble', summary.ensembleLoss.toFixed(4), Math.exp(summary.ensembleLoss).toFixed(1)]);
+  const last = summary.evals[summary.evals.length - 1];
+  const metrics = Object.entries(last?.metrics ?? {}) as [string, number[]][];
+  const unit = summary.unit.replace(/s$/, '');
+  const cells = (l: number, i: number) =>
+    metrics.length ? [l.toFixed(4), ...metrics.map(([, v]) => v[i].toFixed(4))] : [l.toFixed(4), Math.exp(l).toFixed(1)];
+  const rows: string[][] = summary.losses.map((l, g) => [`group ${g}`, ...cells(l, g)]);
+  if (summary.losses.length > 1) rows.push(['ensemble', ...cells(summary.ensembleLoss, summary.losses.length)]);
+  if (summary.reference) rows.push([summary.reference.label, summary.reference.loss.toFixed(4), ...(metrics.length ? metrics.map(() => '') : [''])]);
+  const header = ['model', `val loss (nats/${unit})`, ...(metrics.length ? metrics.map(([m]) => m) : ['perplexity'])];
   return (
-    formatTable(['model', 'val loss (nats/token)', 'perplexity'], rows) +
+    formatTable(header, rows) +
     `\n${config.steps} steps in ${summary.trainingSeconds.toFixed(1)} s of training (${summary.seconds.toFixed(1)} s in all), ` +
-    `${Math.round(summary.tokensPerSecond).toLocaleString()} tokens/s; run folder ${summary.runDir}\n`
+    `${Math.round(summary.positionsPerSecond).toLocaleString()} ${summary.unit}/s; run folder ${summary.runDir}\n`
   );
 }
 
 export async function trainCommand(config: Config, flags: { resume?: string }): Promise<RunSummary> {
-  if (!flags.resume) await ensureCorpus(config);
+  if (!flags.resume) await ensureData(config);
   const run = startRun({ config, resume: flags.resume });
   watchRun(run.events$, config);
   const summary = await run.done;

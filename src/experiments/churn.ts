@@ -8,13 +8,14 @@
  * p(class 1) (binary tasks only; n/a for the language model).
  */
 import { join } from 'node:path';
+import { workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { Corpus } from '../corpus/store.js';
-import { readValidationWindows } from '../data/batches.js';
 import { openSnapshotStore } from '../store/index.js';
 import { loadLatestCheckpoint } from '../train/checkpoints.js';
+import { evalChunkRows } from '../train/evaluator.js';
 import { startTeacherActor, type TeacherClient } from '../train/teachers.js';
-import type { Batch } from '../model/workload.js';
+import { batchBuffers, rowCopy } from '../workloads/batch.js';
+import type { MetricName } from '../workloads/workload.js';
 import { type Arm, type ArmResult, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
 import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
@@ -56,6 +57,8 @@ export interface KindChurn {
   label: string;
   /** Validation loss of each served predictor of each retrain. */
   losses: number[];
+  /** The workload's measures (accuracy, auc) of the same predictors. */
+  metrics: Partial<Record<MetricName, number[]>>;
   pairs: PairChurn[];
 }
 
@@ -74,16 +77,21 @@ async function loadWeights(actor: TeacherClient, r: ArmResult, kind: Kind, retra
   }
 }
 
-/** Every pair of retrains of every kind, measured by one teacher actor on the validation windows. */
-export async function measureChurn(results: readonly ArmResult[], retrains: number, config: Config): Promise<KindChurn[]> {
-  const corpus = Corpus.open(config.corpus.path);
-  const classes = corpus.meta.tokenizer.vocabSize;
-  const windows: Batch = readValidationWindows(corpus, config.model.window, config.eval.windows);
-  corpus.close();
+/** Every pair of retrains of every kind, measured by one teacher actor on the validation examples. */
+export async function measureChurn(
+  results: readonly ArmResult[],
+  retrains: number,
+  config: Config,
+): Promise<{ kinds: KindChurn[]; reference?: { label: string; loss: number } }> {
+  const data = await workloadOf(config).open(config);
+  const { classes, validation, reference } = data;
+  const chunkRows = evalChunkRows(data.positionsPerRow, classes);
+  const metrics = workloadOf(config).metrics;
+  await data.close();
   const actor = await startTeacherActor('churn', config, classes);
   const batch = () => {
-    const data = windows.data.slice();
-    return { batch: { data, rows: windows.rows, cols: windows.cols }, transfer: [data.buffer] };
+    const copy = rowCopy(validation);
+    return { batch: copy, transfer: batchBuffers(copy) };
   };
   try {
     const out: KindChurn[] = [];
@@ -91,11 +99,15 @@ export async function measureChurn(results: readonly ArmResult[], retrains: numb
       const runs = results.filter((r) => r.arm.id.startsWith(`${k.kind}-`));
       for (const [i, r] of runs.entries()) await loadWeights(actor, r, k.kind, i);
       const losses: number[] = [];
+      const measured: Partial<Record<MetricName, number[]>> = {};
       for (let i = 0; i < retrains; i++) {
         for (const slots of servedSlots(k.kind, i)) {
           const b = batch();
-          const reply = await actor.request({ type: 'evaluate', id: 0, slots, batch: b.batch, chunkRows: 32 }, 'evaluated', b.transfer);
-          losses.push(slots.length > 1 ? reply.ensembleLoss : reply.losses[0]);
+          const reply = await actor.request({ type: 'evaluate', id: 0, slots, batch: b.batch, chunkRows, metrics }, 'evaluated', b.transfer);
+          // A served ensemble is the last entry (the averaged probabilities); a single model the first.
+          const served = slots.length > 1 ? slots.length : 0;
+          losses.push(served ? reply.ensembleLoss : reply.losses[0]);
+          for (const m of metrics) (measured[m] ??= []).push(reply.metrics[m]![served]);
         }
       }
       const pairs: PairChurn[] = [];
@@ -104,7 +116,7 @@ export async function measureChurn(results: readonly ArmResult[], retrains: numb
           const [si, sj] = [servedSlots(k.kind, i), servedSlots(k.kind, j)];
           for (let p = 0; p < si.length; p++) {
             const b = batch();
-            const c = await actor.request({ type: 'churn', id: 0, a: si[p], b: sj[p], batch: b.batch, chunkRows: 32 }, 'churn', b.transfer);
+            const c = await actor.request({ type: 'churn', id: 0, a: si[p], b: sj[p], batch: b.batch, chunkRows }, 'churn', b.transfer);
             pairs.push({ kind: k.kind, a: i, b: j, totalVariation: c.totalVariation, top1Disagreement: c.top1Disagreement, meanAbsDiff: classes === 2 ? c.meanAbsDiff : NaN });
           }
         }
@@ -112,9 +124,9 @@ export async function measureChurn(results: readonly ArmResult[], retrains: numb
       for (let i = 0; i < retrains; i++) {
         for (let g = 0; g < k.groups; g++) await actor.request({ type: 'drop', id: 0, slot: slotName(k.kind, i, g) }, 'ok');
       }
-      out.push({ kind: k.kind, label: k.label, losses, pairs });
+      out.push({ kind: k.kind, label: k.label, losses, metrics: measured, pairs });
     }
-    return out;
+    return { kinds: out, reference };
   } finally {
     await actor.close();
   }
@@ -134,10 +146,12 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
   );
   const results = await runArms(arms, { out: ctx.out, write: ctx.write });
   (ctx.write ?? ((l: string) => process.stderr.write(`${l}\n`)))(`churn: comparing the predictions of every pair of retrains`);
-  const churn = await measureChurn(results, R, results[0].arm.config);
+  const { kinds: churn, reference } = await measureChurn(results, R, results[0].arm.config);
 
   const report = new Report(ctx.out, 'Experiment: prediction churn between retrains');
   const sample = results[0].arm.config;
+  const workload = workloadOf(sample);
+  const binary = churn[0].pairs.some((p) => Number.isFinite(p.meanAbsDiff));
   preamble(
     report,
     ctx,
@@ -146,37 +160,46 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
       `(two independent groups, predictions averaged) and a codistilled pair (alpha ${sample.distill.alpha}, exchange every ` +
       `${sample.distill.exchangeEvery} steps; each group's model is served alone, so each retrain gives two codistilled models ` +
       `and each pair of retrains two comparisons, group 0 with group 0 and group 1 with group 1). Batch ${s.batch} per group, ` +
-      `${s.steps} steps. Churn is measured on the ${sample.eval.windows} validation windows (every position of each).`,
+      `${s.steps} steps. Churn is measured on the ${sample.eval.examples} validation examples (every position of each).`,
   );
   report.table(armsTable(results));
   const fmt = (xs: number[], digits: number) => (xs.every((x) => !Number.isFinite(x)) ? 'n/a' : formatSpread(spread(xs), digits));
   report.table({
     name: 'churn',
     title: 'Churn between retrains of the same kind (mean ± sd over pairs) and validation loss (mean ± sd over retrains)',
-    header: ['kind', 'val loss (nats/token)', 'pairs', 'total variation', 'top-1 disagreement', 'mean abs diff p(class 1)'],
-    rows: churn.map((c) => [
-      c.label,
-      fmt(c.losses, 4),
-      String(c.pairs.length),
-      fmt(c.pairs.map((p) => p.totalVariation), 4),
-      fmt(c.pairs.map((p) => p.top1Disagreement), 4),
-      fmt(c.pairs.map((p) => p.meanAbsDiff), 4),
-    ]),
+    header: [
+      'kind', `val loss (nats/${workload.unit.replace(/s$/, '')})`, ...workload.metrics.map((m) => `val ${m}`),
+      'pairs', 'total variation', 'top-1 disagreement', 'mean abs diff p(class 1)',
+    ],
+    rows: [
+      ...churn.map((c) => [
+        c.label,
+        fmt(c.losses, 4),
+        ...workload.metrics.map((m) => fmt(c.metrics[m] ?? [], 4)),
+        String(c.pairs.length),
+        fmt(c.pairs.map((p) => p.totalVariation), 4),
+        fmt(c.pairs.map((p) => p.top1Disagreement), 4),
+        fmt(c.pairs.map((p) => p.meanAbsDiff), 4),
+      ]),
+      // A constant predictor churns not at all: it is here for its loss, the floor any model must beat.
+      ...(reference ? [[reference.label, reference.loss.toFixed(4), ...workload.metrics.map(() => '-'), '-', '-', '-', '-']] : []),
+    ],
   });
-  const panels = ['total variation distance', 'top-1 disagreement'];
+  // For two classes the total variation IS the absolute difference of p(class 1): name it as the paper does.
+  const panels = [binary ? 'mean abs diff of p(class 1)' : 'total variation distance', 'top-1 disagreement'];
   await report.plot(
     'churn',
     barsSpec({
       title: 'Prediction churn between retrains',
       subtitle: 'bar: mean over pairs of retrains; black: ± 1 sd; grey dots: pairs; lower is more reproducible',
       rows: churn.flatMap((c) => c.pairs.flatMap((p) => [
-        { category: c.label, panel: panels[0], value: p.totalVariation },
+        { category: c.label, panel: panels[0], value: binary ? p.meanAbsDiff : p.totalVariation },
         { category: c.label, panel: panels[1], value: p.top1Disagreement },
       ])),
       categories: churn.map((c) => c.label),
       panels,
     }),
-    'Total-variation distance and top-1 disagreement between retrains, per kind',
+    `${binary ? 'Mean absolute difference of the predicted probabilities' : 'Total-variation distance'} and top-1 disagreement between retrains, per kind`,
   );
   const series: Series[] = KINDS.map((k) => ({
     name: k.label,
@@ -185,19 +208,22 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
   }));
   await lossCurvePlots(report, series, [], 'per kind (over retrains)', 'per kind');
 
-  const tv = (k: Kind) => spread(churn.find((c) => c.kind === k)!.pairs.map((p) => p.totalVariation));
+  const tv = (k: Kind) => spread(churn.find((c) => c.kind === k)!.pairs.map((p) => (binary ? p.meanAbsDiff : p.totalVariation)));
   const [single, ens, codi] = [tv('single'), tv('ensemble'), tv('codistill')];
   const lines = [
     '## What it shows, and what it does not\n',
-    `- Total variation between retrains: single model ${formatSpread(single, 4)}, 2-model ensemble ${formatSpread(ens, 4)}, ` +
+    `- ${binary ? 'Mean absolute difference of p(class 1)' : 'Total variation'} between retrains: single model ${formatSpread(single, 4)}, 2-model ensemble ${formatSpread(ens, 4)}, ` +
       `codistilled model ${formatSpread(codi, 4)}. Codistillation ${codi.mean < single.mean ? 'lowered' : 'did not lower'} the churn of a single ` +
       `model by ${(100 * (1 - codi.mean / single.mean)).toFixed(0)}% (the ensemble: ${(100 * (1 - ens.mean / single.mean)).toFixed(0)}%).`,
     '- Churn and loss move together: a model that is further from converged disagrees more with its retrain, so compare churn ' +
       'beside the validation loss, not alone.',
-    '- The paper measured churn as the mean absolute difference of predicted click probabilities (a binary task); for the ' +
-      'language model that measure does not apply (n/a) and total variation over the vocabulary plays its part.',
+    binary
+      ? '- This is the paper\'s measure of churn: the mean absolute difference of the predicted probabilities of two retrains ' +
+        '(for two classes it equals the total-variation distance).'
+      : '- The paper measured churn as the mean absolute difference of predicted click probabilities (a binary task); with ' +
+        'more than two classes that measure does not apply (n/a) and total variation over the classes plays its part.',
     `- Small scale: ${R} retrains give ${(R * (R - 1)) / 2} pair(s) per kind; the spread over so few pairs is itself uncertain.`,
   ];
   report.text(lines.join('\n') + '\n');
-  return finish(report, ctx, { seeds, churn });
+  return finish(report, ctx, { seeds, churn, reference });
 }

@@ -2,6 +2,7 @@
  * What every experiment is given (its budget, the user's overrides, the output folder) and the parts of every
  * report that do not depend on the experiment: how to reproduce it and what the model and data were.
  */
+import { workloadOf } from '../config/load.js';
 import type { ArmResult } from './arms.js';
 import type { Budget } from './budget.js';
 import { lossVsStepsSpec, lossVsTimeSpec, type Series } from './plots.js';
@@ -14,6 +15,8 @@ export interface ExperimentContext {
   name: ExperimentName;
   /** The budget's name (or file) as given on the command line. */
   budgetName: string;
+  /** The preset given with `-p` (its budgets live in config/experiments/PRESET/). */
+  preset?: string;
   budget: Budget;
   /** `--set key=value` overrides for every arm's config. */
   set: string[];
@@ -31,23 +34,21 @@ export interface ExperimentOutcome {
 
 export function reproduceCommand(ctx: ExperimentContext): string {
   const sets = ctx.set.map((s) => ` --set ${s}`).join('');
-  return `codistill experiment ${ctx.name} --budget ${ctx.budgetName}${sets}`;
+  return `codistill experiment ${ctx.name}${ctx.preset ? ` -p ${ctx.preset}` : ''} --budget ${ctx.budgetName}${sets}`;
 }
 
 /** The common head of every report: the command, the budget, the model and the data (as the first arm had them). */
 export function preamble(report: Report, ctx: ExperimentContext, first: ArmResult, what: string): void {
   const sample = first.arm.config;
   const backend = first.curve.backend;
-  const m = sample.model;
   const schedule = sample.optim.decay === 'none' ? 'a constant rate' : `${sample.optim.decay} decay`;
   report.text(
     `${what}\n\n` +
       `Reproduce with \`${reproduceCommand(ctx)}\` (re-running it skips finished arms and resumes an interrupted one). ` +
       `Budget \`${ctx.budgetName}\`${ctx.budget.description ? `: ${ctx.budget.description}` : ''}.\n\n` +
-      `Model: ${m.layers}-layer LSTM language model, ${m.embedding}-d embeddings, ${m.hidden} units, ` +
-      `windows of ${m.window} tokens, vocabulary from corpus \`${sample.corpus.path}\` (${sample.corpus.vocabSize} tokens requested). ` +
+      `${workloadOf(sample).describe(sample)} ` +
       `Optimizer ${sample.optim.optimizer}, ${schedule} after warm-up, gradient clipping at ${sample.optim.clipNorm}. ` +
-      `Validation: ${sample.eval.windows} held-out windows every ${sample.eval.every} steps; ` +
+      `Validation: ${sample.eval.examples} held-out examples every ${sample.eval.every} steps; ` +
       `"model" losses are the mean over a run's groups of each single model's loss. ` +
       `Backend ${backend}; every arm's resolved config and raw metrics.jsonl are in \`arms/<arm>/\`.\n`,
   );

@@ -4,6 +4,7 @@
  * Every chart is written as NAME.svg and NAME.png.
  */
 import { writeFileSync } from 'node:fs';
+import { lossUnit } from './units.js';
 import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
@@ -103,7 +104,7 @@ function targetLayer(targets: readonly number[]): TopLevelSpec[] {
 /** Validation loss against steps: the mean over seeds as a line, the seed-to-seed spread (± 1 sd) as a band. */
 export function lossVsStepsSpec(series: readonly Series[], targets: readonly number[], title: string): TopLevelSpec {
   const rows = lossRows(series);
-  const y = { field: 'loss', type: 'quantitative', title: 'validation cross-entropy (nats/token)', scale: { domain: yDomain(rows, targets), zero: false } };
+  const y = { field: 'loss', type: 'quantitative', title: `validation cross-entropy (${lossUnit(series[0]?.results[0]?.arm.config)})`, scale: { domain: yDomain(rows, targets), zero: false } };
   const color = { field: 'series', type: 'nominal', title: null, sort: series.map((s) => s.name) };
   return {
     title: { text: title, subtitle: 'line: mean over seeds; band: ± 1 sd over seeds; dashed: targets' },
@@ -138,7 +139,7 @@ export function lossVsTimeSpec(series: readonly Series[], targets: readonly numb
         mark: { type: 'line', strokeWidth: 1.8, clip: true },
         encoding: {
           x: { field: 'seconds', type: 'quantitative', title: 'wall-clock seconds of training', scale: { domainMin: 0 } },
-          y: { field: 'loss', type: 'quantitative', title: 'validation cross-entropy (nats/token)', scale: { domain: yDomain(rows, targets), zero: false } },
+          y: { field: 'loss', type: 'quantitative', title: `validation cross-entropy (${lossUnit(series[0]?.results[0]?.arm.config)})`, scale: { domain: yDomain(rows, targets), zero: false } },
           color: { field: 'series', type: 'nominal', title: null, sort: series.map((s) => s.name) },
           detail: { field: 'seed', type: 'nominal' },
         },

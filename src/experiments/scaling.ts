@@ -210,7 +210,7 @@ function findings(
     );
   }
   lines.push(
-    '- Small scale: a tiny LSTM trained for minutes on one corpus, a handful of seeds. Differences within the shown spread are noise; ' +
+    '- Small scale: a small model trained for minutes on one data set, a handful of seeds. Differences within the shown spread are noise; ' +
       'none of this says how the effect scales to the paper\'s sizes.',
   );
   return lines.join('\n') + '\n';

@@ -4,6 +4,7 @@
  * distillation (alpha = 0). Reports final validation loss and steps to target against K.
  */
 import { type Arm, byLabel, mergeOverrides, runArms } from './arms.js';
+import { lossUnit } from './units.js';
 import { armConfig, sectionOverrides } from './budget.js';
 import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
 import { crossing, finalValue, formatSpread } from './curves.js';
@@ -60,10 +61,11 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
   for (const table of targetTables(summaries, s.steps)) report.table(table);
 
   const categories = [...s.intervals.map(intervalName), 'no distillation'];
+  const finalPanel = `final val loss (${lossUnit(results[0]?.arm.config)})`;
   const stepsPanel = `steps to ${deepest?.toFixed(3) ?? 'target'}`;
   const rows = series.flatMap((x, i) =>
     x.results.flatMap((r) => [
-      { category: categories[i], panel: 'final val loss (nats/token)', value: finalValue(r.curve, 'model') },
+      { category: categories[i], panel: finalPanel, value: finalValue(r.curve, 'model') },
       { category: categories[i], panel: stepsPanel, value: deepest === undefined ? NaN : (crossing(r.curve, 'model', deepest)?.step ?? NaN) },
     ]),
   );
@@ -75,7 +77,7 @@ export async function stalenessExperiment(ctx: ExperimentContext): Promise<Exper
       rows,
       categories,
       categoryTitle: 'exchange every (steps)',
-      panels: ['final val loss (nats/token)', stepsPanel],
+      panels: [finalPanel, stepsPanel],
     }),
     'Final validation loss and steps to target against the exchange interval',
   );

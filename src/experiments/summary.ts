@@ -4,6 +4,8 @@
  * seeds; and the tables that show them.
  */
 import type { ArmResult } from './arms.js';
+import type { Config } from '../config/schema.js';
+import { lossUnit } from './units.js';
 import { crossing, finalValue, formatSpread, spread, type Spread } from './curves.js';
 import type { Series } from './plots.js';
 import type { ReportTable } from './report.js';
@@ -21,8 +23,10 @@ export interface SeriesSummary {
   final: Spread;
   seconds: Spread;
   toTarget: TargetSummary[];
-  /** Training windows one step of this series consumes, over all its groups (groups x batch per group). */
-  windowsPerStep: number;
+  /** Training examples one step of this series consumes, over all its groups (groups x batch per group). */
+  examplesPerStep: number;
+  /** The config of the series' first arm (its workload names the loss's unit). */
+  config?: Config;
 }
 
 export function summarise(s: Series, targets: readonly number[]): SeriesSummary {
@@ -32,7 +36,8 @@ export function summarise(s: Series, targets: readonly number[]): SeriesSummary 
     seeds: s.results.map((r) => r.arm.seed),
     final: spread(s.results.map((r) => finalValue(r.curve, s.measure))),
     seconds: spread(s.results.map((r) => r.curve.seconds)),
-    windowsPerStep: s.results[0] ? s.results[0].arm.config.groups * s.results[0].arm.config.optim.batch : NaN,
+    examplesPerStep: s.results[0] ? s.results[0].arm.config.groups * s.results[0].arm.config.optim.batch : NaN,
+    config: s.results[0]?.arm.config,
     toTarget: targets.map((target) => {
       const hits = s.results.map((r) => crossing(r.curve, s.measure, target));
       return { target, steps: spread(hits.map((h) => h?.step)), seconds: spread(hits.map((h) => h?.seconds)) };
@@ -70,16 +75,16 @@ export function timeToTargetTable(rows: readonly SeriesSummary[], name = 'time-t
   };
 }
 
-/** Steps to target times the windows a step consumes: compare arms at equal training compute, not equal steps. */
+/** Steps to target times the examples a step consumes: compare arms at equal training compute, not equal steps. */
 export function computeToTargetTable(rows: readonly SeriesSummary[], name = 'compute-to-target'): ReportTable {
   const scaled = (x: Spread, k: number): Spread => ({ ...x, mean: x.mean * k, sd: x.sd * k, min: x.min * k, max: x.max * k });
   return {
     name,
     title:
-      'Training compute to each target: thousands of windows processed by all groups together (steps × groups × batch), ' +
+      'Training compute to each target: thousands of examples processed by all groups together (steps × groups × batch), ' +
       'mean ± sd over seeds; a codistillation step also runs the teachers\' forward passes, not counted here',
-    header: ['arm', 'windows per step', ...(rows[0]?.toTarget ?? []).map((t) => `≤ ${t.target.toFixed(3)}`)],
-    rows: rows.map((r) => [r.name, String(r.windowsPerStep), ...r.toTarget.map((t) => formatSpread(scaled(t.steps, r.windowsPerStep / 1000), 1))]),
+    header: ['arm', 'examples per step', ...(rows[0]?.toTarget ?? []).map((t) => `≤ ${t.target.toFixed(3)}`)],
+    rows: rows.map((r) => [r.name, String(r.examplesPerStep), ...r.toTarget.map((t) => formatSpread(scaled(t.steps, r.examplesPerStep / 1000), 1))]),
   };
 }
 
@@ -87,7 +92,7 @@ export function finalTable(rows: readonly SeriesSummary[], steps: number, name =
   return {
     name,
     title: `Final validation cross-entropy after ${steps} steps and the wall time it took, mean ± sd over seeds`,
-    header: ['arm', 'seeds', 'final val loss (nats/token)', 'wall seconds'],
+    header: ['arm', 'seeds', `final val loss (${lossUnit(rows[0]?.config)})`, 'wall seconds'],
     rows: rows.map((r) => [r.name, String(r.seeds.length), formatSpread(r.final, 4), formatSpread(r.seconds, 1)]),
   };
 }

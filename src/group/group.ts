@@ -4,7 +4,8 @@
  * The group batch is split into K equal row slices, one per replica; the replicas average their gradients through
  * the group's shared memory and apply the same update. The supervisor sees one model: step, read state, load state.
  */
-import type { Batch } from '../model/workload.js';
+import { batchBuffers, rowCopy } from '../workloads/batch.js';
+import type { Batch } from '../workloads/workload.js';
 import { ActorClient, ActorError } from '../util/actor.js';
 import { actorFile } from '../util/paths.js';
 import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../../actors/replica-messages.js';
@@ -21,7 +22,7 @@ export interface GroupStepInput {
   lr: number;
   alpha: number;
   batch: Batch;
-  /** Whether the batch's rows continue those of the previous step (for model.carryState). */
+  /** Whether the batch's rows continue those of the previous step (for a model that carries state). */
   continues?: boolean;
   /** Positions each batch row predicts (so teacher targets split with the rows). */
   positionsPerRow: number;
@@ -73,12 +74,12 @@ export class Group {
     const { batch } = input;
     const rows = batch.rows / k;
     const replies = await this.all((c, r) => {
-      const data = k === 1 ? batch.data : batch.data.slice(r * rows * batch.cols, (r + 1) * rows * batch.cols);
+      const part = k === 1 ? batch : rowCopy(batch, r * rows, (r + 1) * rows);
       const teacher = input.teacher && sliceTeacher(input.teacher, r, k, rows * input.positionsPerRow, input.classes);
-      const transfer: ArrayBufferLike[] = [data.buffer];
+      const transfer: ArrayBufferLike[] = batchBuffers(part);
       if (teacher) transfer.push(...teacherBuffers(teacher));
       return c.request(
-        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, data, rows, cols: batch.cols, continues: input.continues ?? false, teacher },
+        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, batch: part, continues: input.continues ?? false, teacher },
         'stepped',
         unique(transfer),
       );

@@ -5,7 +5,7 @@
  * the same trajectory (bitwise, in sync mode on a deterministic backend).
  */
 import type { Config } from '../config/schema.js';
-import type { DataCursor } from '../data/batches.js';
+import type { DataCursor } from '../workloads/lm/data/batches.js';
 import type { NamedArray, SnapshotInput, SnapshotStore } from '../store/snapshot.js';
 import { openSnapshotStore } from '../store/index.js';
 import type { ModelState } from '../../actors/replica-messages.js';
@@ -37,7 +37,7 @@ function toSnapshot(config: Config, runId: string, group: number, step: number, 
       runId,
       group,
       step,
-      model: config.model.kind,
+      model: config.workload,
       extra: { cursor: c.cursor, publishedStep: c.published.step, config },
     },
     tensors,

@@ -1,13 +1,21 @@
 /**
  * Validation off the training threads' critical path: a teacher actor of its own evaluates every group's model and
- * their ensemble on the held-out windows once all groups have reached an evaluation step. Groups hand their weights
+ * their ensemble on the held-out examples once all groups have reached an evaluation step. Groups hand their weights
  * over and carry on training; results arrive later as `eval` events, in step order.
  */
 import type { Config } from '../config/schema.js';
-import type { Batch } from '../model/workload.js';
+import { batchBuffers, rowCopy } from '../workloads/batch.js';
+import type { Batch, MetricName, WorkloadData } from '../workloads/workload.js';
 import type { EvalEvent } from './events.js';
 import { StepGather } from './step-gather.js';
 import { startTeacherActor, type TeacherClient } from './teachers.js';
+
+/**
+ * Rows per forward pass of an evaluation: at least 32, and as many as keep a chunk's probabilities near 2^17
+ * values (rows x positions per row x classes), so that a 2-class workload is not evaluated 32 rows at a time.
+ */
+export const evalChunkRows = (positionsPerRow: number, classes: number): number =>
+  Math.max(32, Math.floor(2 ** 17 / (positionsPerRow * classes)));
 
 export class Evaluator {
   private readonly gather: StepGather<Float32Array>;
@@ -15,14 +23,24 @@ export class Evaluator {
   private constructor(
     private readonly actor: TeacherClient,
     groups: number,
-    private readonly windows: Batch,
+    private readonly examples: Batch,
+    private readonly metrics: readonly MetricName[],
+    private readonly chunkRows: number,
     private readonly emit: (e: EvalEvent) => void,
   ) {
     this.gather = new StepGather(groups, (step, weights) => this.evaluate(step, weights));
   }
 
-  static async start(config: Config, classes: number, windows: Batch, emit: (e: EvalEvent) => void): Promise<Evaluator> {
-    return new Evaluator(await startTeacherActor('evaluator', config, classes), config.groups, windows, emit);
+  /** Evaluates on the workload data's validation set: cross-entropy, and the workload's `metrics`. */
+  static async start(
+    config: Config,
+    data: Pick<WorkloadData, 'classes' | 'positionsPerRow' | 'validation'>,
+    metrics: readonly MetricName[],
+    emit: (e: EvalEvent) => void,
+  ): Promise<Evaluator> {
+    const actor = await startTeacherActor('evaluator', config, data.classes);
+    const chunkRows = evalChunkRows(data.positionsPerRow, data.classes);
+    return new Evaluator(actor, config.groups, data.validation, metrics, chunkRows, emit);
   }
 
   /** Group `group`'s weights after `step` updates; evaluation starts when every group has submitted that step. */
@@ -38,13 +56,14 @@ export class Evaluator {
   private async evaluate(step: number, weights: Float32Array[]): Promise<void> {
     const slots = weights.map((_, g) => `g${g}`);
     await Promise.all(weights.map((w, g) => this.actor.request({ type: 'load', id: 0, slot: slots[g], weights: w }, 'ok', [w.buffer])));
-    const data = this.windows.data.slice();
+    const batch = rowCopy(this.examples);
     const r = await this.actor.request(
-      { type: 'evaluate', id: 0, slots, batch: { data, rows: this.windows.rows, cols: this.windows.cols }, chunkRows: 32 },
+      { type: 'evaluate', id: 0, slots, batch, chunkRows: this.chunkRows, metrics: this.metrics },
       'evaluated',
-      [data.buffer],
+      batchBuffers(batch),
     );
-    this.emit({ type: 'eval', step, losses: r.losses, ensembleLoss: r.ensembleLoss, positions: r.positions, time: Date.now() });
+    const metrics = Object.keys(r.metrics).length ? { metrics: r.metrics } : {};
+    this.emit({ type: 'eval', step, losses: r.losses, ensembleLoss: r.ensembleLoss, positions: r.positions, ...metrics, time: Date.now() });
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
  * the embedded service all read this stream and nothing else.
  */
 import type { Config } from '../config/schema.js';
+import type { MetricName } from '../workloads/workload.js';
 
 export interface StartEvent {
   type: 'start';
@@ -10,6 +11,8 @@ export interface StartEvent {
   runDir: string;
   backend: string;
   parameters: number;
+  /** What a position is (tokens, rows, images): the unit of `positions` and of throughput. */
+  unit: string;
   config: Config;
   /** The step the run starts from (0, or the checkpoint it resumed). */
   fromStep: number;
@@ -27,7 +30,8 @@ export interface StepEvent {
   alpha: number;
   lr: number;
   gradNorm: number;
-  tokens: number;
+  /** Positions trained on in this step (tokens for the language model, rows or images otherwise). */
+  positions: number;
   /** Wall time of this step, including waiting for data and teachers (ms). */
   ms: number;
   /** Of which tfjs compute in the slowest replica, and the gradient all-reduce (ms). */
@@ -43,9 +47,11 @@ export interface StepEvent {
 export interface EvalEvent {
   type: 'eval';
   step: number;
-  /** Validation cross-entropy (nats/token) of each group's model, and of their ensemble (averaged probabilities). */
+  /** Validation cross-entropy (nats per position) of each group's model, and of their ensemble (averaged probabilities). */
   losses: number[];
   ensembleLoss: number;
+  /** The workload's other measures (accuracy, auc): one value per group, then the ensemble's. */
+  metrics?: Partial<Record<MetricName, number[]>>;
   positions: number;
   time: number;
 }

@@ -1,5 +1,5 @@
 /**
- * A codistillation run (PAPER.md, Algorithm 1), top to bottom.
+ * A codistillation run (Algorithm 1 of Anil et al. 2018, "Large scale distributed neural network training through online distillation"), top to bottom.
  *
  *   N groups, each a synchronous-SGD group of K replicas, each on its own shards of the training data.
  *   every step s of group i:
@@ -16,10 +16,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Observable, ReplaySubject } from 'rxjs';
+import { workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { Corpus } from '../corpus/store.js';
-import { createReaderPool, openBatchStream, readValidationWindows, type BatchStream, type TrainBatch } from '../data/batches.js';
 import { Group } from '../group/group.js';
+import type { TrainBatch, TrainStream } from '../workloads/workload.js';
 import { learningRate } from './optim.js';
 import { SnapshotBoard, exchangeDue } from './board.js';
 import { CheckpointWriter, loadLatestCheckpoint, type GroupCheckpoint } from './checkpoints.js';
@@ -47,8 +47,12 @@ export interface RunSummary {
   evals: EvalEvent[];
   /** Wall time of the training steps alone (without starting the actors and the final evaluation). */
   trainingSeconds: number;
-  /** Training tokens of all groups per second of `trainingSeconds`. */
-  tokensPerSecond: number;
+  /** Training positions (the workload's unit: tokens, rows, images) of all groups per second of `trainingSeconds`. */
+  positionsPerSecond: number;
+  /** The unit of a position. */
+  unit: string;
+  /** A trivial predictor's validation loss, when the workload has one (the training base rate for click data). */
+  reference?: { label: string; loss: number };
 }
 
 export interface Run {
@@ -87,42 +91,26 @@ export function startRun(opts: TrainOptions): Run {
 async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) => void): Promise<RunSummary> {
   const config = opts.config;
   const n = config.groups;
-  const T = config.model.window;
+  const workload = workloadOf(config);
   const started = Date.now();
   mkdirSync(runDir, { recursive: true });
   writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   const stopMetrics = appendMetrics(join(runDir, 'metrics.jsonl'), emit);
   const log = stopMetrics.emit;
 
-  const corpus = Corpus.open(config.corpus.path);
-  const classes = corpus.meta.tokenizer.vocabSize;
-  const validation = readValidationWindows(corpus, T, config.eval.windows);
-  corpus.close();
-
   const closers: (() => Promise<void>)[] = [];
   const evals: EvalEvent[] = [];
   try {
+    const data = await workload.open(config);
+    closers.push(() => data.close());
+    const { classes, positionsPerRow } = data;
     const checkpoints = await CheckpointWriter.open(join(runDir, 'checkpoints'), config, log);
     closers.push(() => checkpoints.close());
     const resumed = opts.resume ? await loadLatestCheckpoint(checkpoints.store, config) : undefined;
     const startStep = resumed?.step ?? 0;
 
-    const pool = createReaderPool(config.reader.threads);
-    closers.push(() => pool.destroy());
     const starting = await Promise.allSettled(
-      Array.from({ length: n }, (_, g) =>
-        Group.start({
-          group: g,
-          replicas: config.replicas,
-          backend: config.backend,
-          model: config.model,
-          classes,
-          seed: groupSeed(config.seed, g),
-          optim: config.optim,
-          distillLoss: config.distill.loss,
-          labelSmoothing: config.distill.labelSmoothing,
-        }),
-      ),
+      Array.from({ length: n }, (_, g) => Group.start({ group: g, replicas: config.replicas, config, classes, seed: groupSeed(config.seed, g) })),
     );
     // Groups that did start are closed even when another failed to.
     const groups = starting.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -143,32 +131,27 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
       }
     }
     const distilling = n > 1 && config.distill.alpha > 0 && config.distill.burnIn < config.steps;
-    const teachers = distilling ? await TeacherPool.start(config, classes, board) : undefined;
+    const teachers = distilling ? await TeacherPool.start(config, classes, positionsPerRow, board) : undefined;
     if (teachers) closers.push(() => teachers.close());
-    const evaluator = await Evaluator.start(config, classes, validation, (e) => {
+    const evaluator = await Evaluator.start(config, data, workload.metrics, (e) => {
       evals.push(e);
       log(e);
     });
     closers.push(() => evaluator.close());
 
-    log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, config, fromStep: startStep, time: Date.now() });
+    log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, unit: workload.unit, config, fromStep: startStep, time: Date.now() });
 
     const trainGroup = async (g: number): Promise<void> => {
       const group = groups[g];
-      const stream: BatchStream = openBatchStream({
-        pool,
-        corpusPath: config.corpus.path,
+      const stream: TrainStream = data.openStream({
         group: g,
         groups: n,
         sameData: config.distill.sameData,
         batch: config.optim.batch,
-        window: T,
         seed: config.seed,
         cursor: resumed?.groups[g]?.cursor,
-        prefetch: config.reader.prefetch,
-        spanWindows: config.reader.spanWindows,
       });
-      closers.push(async () => stream.close());
+      closers.push(() => stream.close());
 
       // Fetch a step's batch and start its teacher request, so that both are ready when the step begins.
       const prepare = async (s: number): Promise<{ batch: TrainBatch; teacher?: Promise<TeacherResult> }> => {
@@ -195,8 +178,8 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
         const alpha = target ? distillWeight(s, config.distill) : 0;
         const lr = learningRate(config.optim, s, config.steps);
 
-        const continues = batch.spanWindow > 0 && s > startStep;
-        const r = await group.step({ step: s, lr, alpha, batch, continues, positionsPerRow: T, classes, teacher: target?.target });
+        const continues = batch.continues && s > startStep;
+        const r = await group.step({ step: s, lr, alpha, batch, continues, positionsPerRow, classes, teacher: target?.target });
 
         const doneSteps = s + 1;
         log({
@@ -209,7 +192,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
           alpha,
           lr,
           gradNorm: r.gradNorm,
-          tokens: batch.rows * T,
+          positions: batch.rows * positionsPerRow,
           ms: performance.now() - t0,
           computeMs: r.computeMs,
           reduceMs: r.reduceMs,
@@ -245,7 +228,7 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
 
     const last = evals[evals.length - 1];
     const seconds = (Date.now() - started) / 1000;
-    const tokens = (config.steps - startStep) * n * config.optim.batch * T;
+    const positions = (config.steps - startStep) * n * config.optim.batch * positionsPerRow;
     log({ type: 'done', step: config.steps, seconds, losses: last?.losses ?? [], ensembleLoss: last?.ensembleLoss ?? NaN, time: Date.now() });
     return {
       runDir,
@@ -255,7 +238,9 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
       ensembleLoss: last?.ensembleLoss ?? NaN,
       evals,
       trainingSeconds,
-      tokensPerSecond: tokens / trainingSeconds,
+      positionsPerSecond: positions / trainingSeconds,
+      unit: workload.unit,
+      reference: data.reference,
     };
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);

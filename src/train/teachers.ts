@@ -6,8 +6,9 @@
  * other group's batch). Requests are issued one step ahead, so the teacher works while the student trains.
  */
 import type { Config } from '../config/schema.js';
-import type { Batch } from '../model/workload.js';
 import { ActorClient } from '../util/actor.js';
+import { batchBuffers, rowCopy } from '../workloads/batch.js';
+import type { Batch } from '../workloads/workload.js';
 import { actorFile } from '../util/paths.js';
 import type { TeacherTarget } from '../../actors/replica-messages.js';
 import type { TeacherReply, TeacherRequest } from '../../actors/teacher-messages.js';
@@ -18,7 +19,7 @@ export type TeacherClient = ActorClient<TeacherRequest, TeacherReply>;
 
 export async function startTeacherActor(name: string, config: Config, classes: number): Promise<TeacherClient> {
   const client: TeacherClient = new ActorClient(name, actorFile('teacher'));
-  await client.request({ type: 'init', id: 0, backend: config.backend, model: config.model, classes }, 'ready');
+  await client.request({ type: 'init', id: 0, config, classes }, 'ready');
   return client;
 }
 
@@ -36,24 +37,26 @@ export class TeacherPool {
     private readonly config: Config,
     private readonly actors: TeacherClient[],
     private readonly board: SnapshotBoard,
+    private readonly positionsPerRow: number,
   ) {
     const n = config.groups;
     this.loaded = Array.from({ length: n }, () => new Array<number>(n).fill(-1));
   }
 
-  static async start(config: Config, classes: number, board: SnapshotBoard): Promise<TeacherPool> {
+  /** `positionsPerRow`: positions a batch row predicts (the workload data's), for the distilled share of them. */
+  static async start(config: Config, classes: number, positionsPerRow: number, board: SnapshotBoard): Promise<TeacherPool> {
     const actors = await Promise.all(
       Array.from({ length: config.groups }, (_, g) => startTeacherActor(`teacher of group ${g}`, config, classes)),
     );
-    return new TeacherPool(config, actors, board);
+    return new TeacherPool(config, actors, board, positionsPerRow);
   }
 
   /** The averaged prediction of the other groups' snapshots for group `group`'s batch at `step`. */
   async predict(group: number, step: number, batch: Batch): Promise<TeacherResult> {
     const { mode, exchangeEvery, burnIn, loss, topK, positionFraction } = this.config.distill;
-    const positions = distilledPositions(batch.rows, this.config.model.window, positionFraction, step);
-    // Copy the tokens now: the batch's own buffer moves to the student's replica while we wait for snapshots.
-    const data = batch.data.slice();
+    const positions = distilledPositions(batch.rows, this.positionsPerRow, positionFraction, step);
+    // Copy the batch now: its own buffers move to the student's replicas while we wait for snapshots.
+    const copy = rowCopy(batch);
     const others = [...Array(this.config.groups).keys()].filter((j) => j !== group);
     const snapshots: Published[] = await Promise.all(others.map((j) => this.board.forStep(j, step, mode, exchangeEvery, burnIn)));
     const actor = this.actors[group];
@@ -71,13 +74,13 @@ export class TeacherPool {
         type: 'predict',
         id: 0,
         slots: snapshots.map((s) => `g${s.group}`),
-        batch: { data, rows: batch.rows, cols: batch.cols },
+        batch: copy,
         output: loss === 'ce' ? 'probs' : 'logits',
         topK,
         positions,
       },
       'predicted',
-      [data.buffer],
+      batchBuffers(copy),
     );
     return { target: { ...reply.target, positions }, snapshotSteps: snapshots.map((s) => s.step) };
   }

@@ -1,7 +1,9 @@
 /** Seeded synthetic token batches for tests that need data but not a corpus. */
-import type { Batch } from '../../src/model/workload.js';
+import type { TokenBatch } from '../../src/workloads/lm/tokens.js';
+import type { Batch } from '../../src/workloads/workload.js';
 
-export function randomBatch(seed: number, rows: number, cols: number, classes: number): Batch {
+/** A workload batch whose one field `tokens` is also reachable as the token batch's `data` (the same array). */
+export function randomBatch(seed: number, rows: number, cols: number, classes: number): Batch & TokenBatch {
   let s = seed >>> 0 || 1;
   const data = new Int32Array(rows * cols);
   for (let i = 0; i < data.length; i++) {
@@ -13,5 +15,5 @@ export function randomBatch(seed: number, rows: number, cols: number, classes: n
     s >>>= 0;
     data[i] = s % classes;
   }
-  return { data, rows, cols };
+  return { data, rows, cols, fields: { tokens: data } };
 }

@@ -1,14 +1,13 @@
 /** A plain training step for model tests: task loss, gradients, optional clipping, one optimizer update. */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../../src/config/schema.js';
-import { DEFAULTS } from '../../src/config/schema.js';
-import type { Batch, Model } from '../../src/model/workload.js';
+import { LM_DEFAULTS, type ModelConfig } from '../../src/workloads/lm/config.js';
+import type { Batch, Model } from '../../src/workloads/workload.js';
 import { taskLoss } from '../../src/train/loss.js';
 import { clipByGlobalNorm } from '../../src/train/optim.js';
 
 /** A tiny language model config: fast on wasm, still every code path of the real one. */
 export function tinyModel(overrides: Partial<ModelConfig> = {}): ModelConfig {
-  return { ...DEFAULTS.model, embedding: 8, hidden: 12, layers: 1, window: 6, ...overrides };
+  return { ...LM_DEFAULTS.model, embedding: 8, hidden: 12, layers: 1, window: 6, ...overrides };
 }
 
 /** Loss and named gradients of the task loss on one batch. The caller disposes the returned tensors. */

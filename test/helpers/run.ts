@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
-import { ingest } from '../../src/corpus/ingest.js';
+import { lmConfig } from '../../src/workloads/lm/config.js';
+import { ingest } from '../../src/workloads/lm/corpus/ingest.js';
 import { openSnapshotStore } from '../../src/store/index.js';
 import { loadLatestCheckpoint } from '../../src/train/checkpoints.js';
 
@@ -17,7 +18,7 @@ let corpusPath: Promise<string> | undefined;
 export function fixtureCorpus(): Promise<string> {
   corpusPath ??= (async () => {
     const path = join(mkdtempSync(join(tmpdir(), 'codistill-test-')), 'corpus');
-    await ingest({ corpus: { ...loadConfig({ preset: 'tiny' }).corpus, path, inputs: [fixtures], shardTokens: 1024 }, seed: 1 });
+    await ingest({ corpus: { ...lmConfig(loadConfig({ preset: 'tiny' })).corpus, path, inputs: [fixtures], shardTokens: 1024 }, seed: 1 });
     return path;
   })();
   return corpusPath;

@@ -20,12 +20,12 @@
  */
 import { Observable, defer, repeat } from 'rxjs';
 import { type TokenArray, tokenArrayType } from '../corpus/store.js';
-import type { Batch } from '../model/workload.js';
-import { pullEach } from '../../streams/pull-each.js';
+import type { TokenBatch } from '../tokens.js';
+import { pullEach } from '../../../../streams/pull-each.js';
 import { type DataCursor, type DataOrder, type GroupOrderSpec, type SpanPlanner, type TaskPosition, groupOrder } from './order.js';
 import { type FeedEvent, type ReaderFeed, type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
 import { widenBatch } from './windows.js';
-import type { ChunksReply } from '../../actors/reader-messages.js';
+import type { ChunksReply } from '../../../../actors/reader-messages.js';
 
 // The data side's front door: a run needs nothing else from src/data.
 export type { DataCursor } from './order.js';
@@ -39,7 +39,7 @@ export const DEFAULT_PREFETCH = 64;
 const RECYCLED_BATCHES = 8;
 
 /** A batch of one group's training stream. */
-export interface TrainBatch extends Batch {
+export interface WindowBatch extends TokenBatch {
   group: number;
   epoch: number;
   /** Batch index within the epoch. */
@@ -147,7 +147,7 @@ export class BatchStream {
   }
 
   /** The next batch, in order. Concurrent calls are served one after the other. */
-  next(): Promise<TrainBatch> {
+  next(): Promise<WindowBatch> {
     // Fast path, the usual one when reading keeps ahead: a batch is ready and no earlier pull is waiting.
     const ready = this.waiting === 0 ? this.takeReady() : undefined;
     if (ready) return Promise.resolve(ready);
@@ -163,12 +163,12 @@ export class BatchStream {
    * Unsubscribing while a pull is pending drops that batch (each batch carries its own cursor, so resuming from
    * the last batch trained on stays exact).
    */
-  get batches$(): Observable<TrainBatch> {
+  get batches$(): Observable<WindowBatch> {
     return defer(() => this.next()).pipe(repeat());
   }
 
   /** One batch per notification of `demand$` (see streams/pull-each.ts). */
-  pull(demand$: Observable<unknown>): Observable<TrainBatch> {
+  pull(demand$: Observable<unknown>): Observable<WindowBatch> {
     return demand$.pipe(pullEach(() => this.next()));
   }
 
@@ -176,7 +176,7 @@ export class BatchStream {
    * Hands a spent batch back so that a later batch reuses its buffer; do not touch `batch.data` afterwards. A batch
    * whose buffer has moved elsewhere (detached) is ignored.
    */
-  recycle(batch: TrainBatch): void {
+  recycle(batch: Pick<WindowBatch, 'data'>): void {
     const buffer = batch.data.buffer;
     if (!(buffer instanceof ArrayBuffer) || buffer.byteLength !== this.batchBytes) return;
     if (!this.closed && this.freeBatches.size < RECYCLED_BATCHES) this.freeBatches.add(buffer);
@@ -212,7 +212,7 @@ export class BatchStream {
     return this.order.batch * (this.order.window + 1) * Int32Array.BYTES_PER_ELEMENT;
   }
 
-  private async take(): Promise<TrainBatch> {
+  private async take(): Promise<WindowBatch> {
     this.issue();
     const head = this.tasks[0];
     if (head && !this.closed && !this.failure) await head.done;
@@ -224,7 +224,7 @@ export class BatchStream {
   }
 
   /** The head task's next batch if its chunks have arrived (and the stream is healthy), else undefined. */
-  private takeReady(): TrainBatch | undefined {
+  private takeReady(): WindowBatch | undefined {
     const task = this.tasks[0];
     if (this.closed || this.failure || !task?.tokens || !task.rowStarts || !task.buffer) return undefined;
     const o = this.order;

@@ -4,12 +4,12 @@
  * reads a few hundred windows, once per pass).
  */
 import { type Corpus, CorpusError, asTokens } from '../corpus/store.js';
-import type { Batch } from '../model/workload.js';
+import type { TokenBatch } from '../tokens.js';
 import { shardLayout, tokensInShard } from './partition.js';
 import { windowsInShard } from './windows.js';
 
 /** Up to `count` windows of `window`+1 tokens (fewer if the split holds fewer), as an int32 batch. */
-export function readValidationWindows(corpus: Corpus, window: number, count: number): Batch {
+export function readValidationWindows(corpus: Corpus, window: number, count: number): TokenBatch {
   if (!Number.isInteger(window) || window < 1) throw new RangeError(`window must be a positive integer, got ${window}`);
   if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
   const layout = shardLayout(corpus.meta, 'validation');

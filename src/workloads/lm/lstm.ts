@@ -16,10 +16,20 @@
  * Every method that allocates is meant to run inside the trainer's tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../config/schema.js';
-import { embeddingLookup } from '../tf/grad-fixes.js';
+import { affine } from '../../tf/affine.js';
+import { variableMaker } from '../../tf/variables.js';
+import { embeddingLookup } from '../../tf/grad-fixes.js';
 import { lstmRecurrence } from './lstm-recurrence.js';
-import type { Batch, Model, ModelSpec } from './workload.js';
+import type { Batch, Model } from '../workload.js';
+import type { ModelConfig } from './config.js';
+import { type TokenBatch, tokensOf } from './tokens.js';
+
+export interface LstmSpec {
+  model: ModelConfig;
+  /** The vocabulary size. */
+  classes: number;
+  seed: number;
+}
 
 const LAYER_NORM_EPSILON = 1e-5;
 
@@ -38,11 +48,7 @@ interface LayerState {
   c: tf.Tensor2D;
 }
 
-/** tfjs variable names are global to the thread; a per-instance prefix lets several models live side by side. */
-let instances = 0;
-
 export class LstmLanguageModel implements Model {
-  readonly kind = 'lstm-lm' as const;
   readonly classes: number;
   readonly variables: readonly tf.Variable[];
   /** Stable names of `variables`, in the same order, without the per-instance prefix (`lstm0/kernel`, ...). */
@@ -57,27 +63,13 @@ export class LstmLanguageModel implements Model {
   /** Final (h, c) of each layer from the previous window, when carryState is on. */
   private state: LayerState[] | undefined;
 
-  constructor(spec: ModelSpec) {
-    const c: ModelConfig = spec.config;
+  constructor(spec: LstmSpec) {
+    const c: ModelConfig = spec.model;
     this.classes = spec.classes;
     this.window = c.window;
     this.hidden = c.hidden;
     this.carryState = c.carryState;
-    const prefix = `lstm-lm${instances++}`;
-    const names: string[] = [];
-    const vars: tf.Variable[] = [];
-    const make = (name: string, init: () => tf.Tensor): tf.Variable => {
-      const v = tf.tidy(() => tf.variable(init(), true, `${prefix}/${name}`));
-      names.push(name);
-      vars.push(v);
-      return v;
-    };
-    // Each variable draws from its own seed derived from (seed, name): adding a variable never shifts the others.
-    const seedOf = (name: string) => `${spec.seed}/${name}`;
-    const glorot = (name: string, rows: number, cols: number) => {
-      const limit = Math.sqrt(6 / (rows + cols));
-      return tf.randomUniform([rows, cols], -limit, limit, 'float32', seedOf(name));
-    };
+    const { make, seedOf, glorot, names, variables } = variableMaker('lstm-lm', spec.seed);
 
     const H = c.hidden;
     this.embedding = make('embedding', () => tf.randomUniform([spec.classes, c.embedding], -0.05, 0.05, 'float32', seedOf('embedding')));
@@ -85,8 +77,8 @@ export class LstmLanguageModel implements Model {
     for (let l = 0; l < c.layers; l++) {
       const input = l === 0 ? c.embedding : H;
       const layer: LstmLayer = {
-        kernel: make(`lstm${l}/kernel`, () => glorot(`lstm${l}/kernel`, input, 4 * H)),
-        recurrentKernel: make(`lstm${l}/recurrentKernel`, () => glorot(`lstm${l}/recurrentKernel`, H, 4 * H)),
+        kernel: make(`lstm${l}/kernel`, () => glorot(`lstm${l}/kernel`, [input, 4 * H])),
+        recurrentKernel: make(`lstm${l}/recurrentKernel`, () => glorot(`lstm${l}/recurrentKernel`, [H, 4 * H])),
         bias: make(`lstm${l}/bias`, () => tf.concat([tf.zeros([H]), tf.ones([H]), tf.zeros([2 * H])])),
       };
       if (c.layerNorm) {
@@ -98,9 +90,9 @@ export class LstmLanguageModel implements Model {
       layers.push(layer);
     }
     this.layers = layers;
-    this.outputKernel = make('output/kernel', () => glorot('output/kernel', H, spec.classes));
+    this.outputKernel = make('output/kernel', () => glorot('output/kernel', [H, spec.classes]));
     this.outputBias = make('output/bias', () => tf.zeros([spec.classes]));
-    this.variables = vars;
+    this.variables = variables;
     this.variableNames = names;
   }
 
@@ -178,7 +170,8 @@ export class LstmLanguageModel implements Model {
     return tf.tensor1d(ids, 'int32');
   }
 
-  private checked(batch: Batch): Batch {
+  private checked(b: Batch): TokenBatch {
+    const batch = tokensOf(b);
     if (batch.cols !== this.window + 1) {
       throw new Error(`batch rows have ${batch.cols} tokens; model.window = ${this.window} needs ${this.window + 1} (inputs plus the next token)`);
     }
@@ -194,13 +187,6 @@ export class LstmLanguageModel implements Model {
   }
 }
 
-/** x·W + b as ONE matMul, [x, 1]·[W; b]: the bias gradient then comes out of the matMul's backward pass. */
-function affine(x: tf.Tensor2D, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {
-  const rows = x.shape[0];
-  const withOnes = tf.concat([x, tf.ones([rows, 1])], 1);
-  const withBias = tf.concat([kernel as tf.Tensor2D, tf.reshape(bias, [1, bias.size])], 0);
-  return tf.matMul(withOnes, withBias) as tf.Tensor2D;
-}
 
 /** Normalises each row of x [N, H] to zero mean and unit variance, then scales and shifts it. */
 function layerNorm(x: tf.Tensor2D, gain: tf.Tensor, bias: tf.Tensor): tf.Tensor2D {

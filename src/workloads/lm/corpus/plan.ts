@@ -5,10 +5,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { CorpusConfig } from '../config/schema.js';
+import type { CorpusConfig } from '../config.js';
 import type { DocumentSpan, InputFile, ScannedFile } from './inputs.js';
 import { type CorpusMeta, readCorpusMeta, type Split } from './store.js';
 import { TOKENIZER_LIBRARY } from './tokenizer.js';
+import { processAlive } from '../../../util/process.js';
 
 /** Bump whenever the same inputs and settings would give other shards. */
 const INGEST_VERSION = 1;
@@ -164,15 +165,6 @@ export function removeAbandonedWrites(path: string): void {
     if (!match || processAlive(Number(match[2]))) continue;
     if (match[1] === 'old' && !existsSync(path)) renameSync(join(dir, entry), path);
     else rmSync(join(dir, entry), { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0); // signal 0 only asks whether the process exists
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

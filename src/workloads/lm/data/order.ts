@@ -25,7 +25,7 @@
  * permutation and one block) and gives exactly the batches an uninterrupted stream would have given from there.
  */
 import { type CorpusMeta, type Split, readCorpusMeta } from '../corpus/store.js';
-import { Random, deriveSeed } from '../util/random.js';
+import { Random, deriveSeed } from '../../../util/random.js';
 import { type ShardLayout, type ShardSet, partitionShards, shardLayout, tokensInShard } from './partition.js';
 import { windowsInShard } from './windows.js';
 

@@ -13,7 +13,7 @@
  *   5. write      commit: metadata last, then an atomic rename. Any failure removes the partial store and leaves
  *                 the previous one as it was.
  */
-import type { CorpusConfig } from '../config/schema.js';
+import type { CorpusConfig } from '../config.js';
 import { type InputFile, listInputs, readDocumentChunks, scanFile, type ScannedFile } from './inputs.js';
 import {
   describeChange,

@@ -1,0 +1,111 @@
+/**
+ * The language model's data side, loaded only where data is opened or ingested (not by every actor): the corpus
+ * store, its validation windows, and each group's token stream from the reader pool.
+ */
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../../config/schema.js';
+import { compact, bytes } from '../../util/progress.js';
+import type { IngestOptions, IngestReport, StreamSpec, TrainBatch, TrainStream, WorkloadData } from '../workload.js';
+import { lmConfig } from './config.js';
+import { Corpus, SPLITS } from './corpus/store.js';
+import type { IngestPhase } from './corpus/ingest.js';
+import { type BatchStream, type ReaderPool, createReaderPool, openBatchStream, readValidationWindows } from './data/batches.js';
+import { asBatch } from './tokens.js';
+
+/** A group's token stream as workload batches: the window rows are the field `tokens`. */
+class TokenStream implements TrainStream {
+  constructor(private readonly stream: BatchStream) {}
+
+  async next(): Promise<TrainBatch> {
+    const b = await this.stream.next();
+    return { ...asBatch(b), cursor: b.cursor, continues: b.spanWindow > 0 };
+  }
+
+  recycle(batch: TrainBatch): void {
+    const data = batch.fields.tokens as Int32Array;
+    this.stream.recycle({ data });
+  }
+
+  close(): Promise<void> {
+    return this.stream.close();
+  }
+}
+
+export async function open(config: Config): Promise<WorkloadData> {
+  const c = lmConfig(config);
+  const corpus = Corpus.open(c.corpus.path);
+  const classes = corpus.meta.tokenizer.vocabSize;
+  const validation = asBatch(readValidationWindows(corpus, c.model.window, c.eval.examples));
+  corpus.close();
+  // The pool starts with the first stream: a run's evaluation or a churn measurement needs no readers.
+  let pool: ReaderPool | undefined;
+  return {
+    classes,
+    positionsPerRow: c.model.window,
+    validation,
+    openStream: (s: StreamSpec) =>
+      new TokenStream(
+        openBatchStream({
+          pool: (pool ??= createReaderPool(c.reader.threads)),
+          corpusPath: c.corpus.path,
+          group: s.group,
+          groups: s.groups,
+          sameData: s.sameData,
+          batch: s.batch,
+          window: c.model.window,
+          seed: s.seed,
+          cursor: s.cursor,
+          prefetch: c.reader.prefetch,
+          spanWindows: c.reader.spanWindows,
+        }),
+      ),
+    close: async () => pool?.destroy(),
+  };
+}
+
+export async function ingest(config: Config, opts: IngestOptions = {}): Promise<IngestReport> {
+  const { ingest: ingestCorpus } = await import('./corpus/ingest.js');
+  const c = lmConfig(config);
+  if (opts.format && opts.format !== 'text') throw new Error(`the language model ingests text files, not --format ${opts.format}`);
+  const corpus = opts.inputs?.length ? { ...c.corpus, inputs: opts.inputs } : c.corpus;
+  let phase: IngestPhase | undefined;
+  const result = await ingestCorpus({
+    corpus,
+    seed: corpus.splitSeed,
+    force: opts.force,
+    onProgress(p) {
+      const sink = opts.progress;
+      if (!sink) return;
+      if (p.phase !== phase) {
+        phase = p.phase;
+        // The write phase is one commit (metadata, then a rename): nothing to measure, just say what happens.
+        if (phase === 'write') sink.line(`write    : committing ${corpus.path}`);
+        else sink.phase(phase.padEnd(9), p.bytesTotal, 'B');
+      }
+      if (p.phase !== 'write') sink.update(p.bytesDone, p.phase === 'encode' ? { docs: p.documents, tokens: p.tokens } : { docs: p.documents });
+    },
+  });
+  const { meta } = result;
+  return {
+    upToDate: result.skipped,
+    header: ['split', 'documents', 'tokens', 'shards'],
+    rows: SPLITS.map((split) => {
+      const s = meta.splits[split];
+      return [split, s.documents.toLocaleString(), s.tokens.toLocaleString(), s.shards.toLocaleString()];
+    }),
+    notes: [
+      result.skipped
+        ? `corpus at ${corpus.path} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
+        : `ingested ${meta.inputs.files.length} file(s) in ${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s`,
+      `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}), ` +
+        `${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
+      `store ${corpus.path}, ${bytes(diskUsage(corpus.path))} on disk`,
+    ],
+  };
+}
+
+/** Bytes the store's files occupy on disk (allocated blocks: LMDB files can be sparse). */
+function diskUsage(dir: string): number {
+  return readdirSync(dir).reduce((sum, name) => sum + statSync(join(dir, name)).blocks * 512, 0);
+}
