@@ -27,17 +27,16 @@ t.test('churn on click data reports the paper\'s mean absolute difference beside
   t.match(md, 'This is the paper\'s measure of churn');
 });
 
-t.test('scaling and staleness run on images', async (t) => {
+// Staleness shares scaling's arms and reports (test/experiment-staleness.test.ts runs it on the language model).
+t.test('scaling runs on images, its tables in the workload\'s unit', async (t) => {
   const dir = t.testdir();
   idxSet(join(dir, 'idx'), 320, 64);
   const set = [`data.path=${join(dir, 'store')}`, `data.source=${join(dir, 'idx')}`, 'data.shardRows=32'];
-  for (const name of ['scaling', 'staleness'] as const) {
-    const out = join(dir, name);
-    await experimentCommand(name, { preset: 'mnist-small', budget: 'test', out, set, write: () => undefined });
-    const final = csv(join(out, 'final.csv'));
-    t.match(final[0][2], 'nats/image', `${name}: losses are per image`);
-    t.ok(final.slice(1).every((r) => finite(r[2])), `${name}: every arm has a final loss`);
-  }
+  const out = join(dir, 'scaling');
+  await experimentCommand('scaling', { preset: 'mnist-small', budget: 'test', out, set, write: () => undefined });
+  const final = csv(join(out, 'final.csv'));
+  t.match(final[0][2], 'nats/image', 'losses are per image');
+  t.ok(final.slice(1).every((r) => finite(r[2])), 'every arm has a final loss');
 });
 
 t.test('a preset without budgets of its own is refused, naming where they would be', async (t) => {

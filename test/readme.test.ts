@@ -6,7 +6,8 @@ import { builtInWorkloads, loadWorkload } from '../src/workloads/registry.js';
 const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
 t.test('the README documents every config key of every workload with its current default', async (t) => {
-  for (const k of builtInWorkloads().flatMap((kind) => describeKeys(loadWorkload(kind)))) {
+  const keys = [...describeKeys(loadWorkload('lm'), 'common'), ...builtInWorkloads().flatMap((kind) => describeKeys(loadWorkload(kind), 'workload'))];
+  for (const k of keys) {
     t.match(readme, `| \`${k.key}\` |`, `${k.key} is in the README`);
     t.match(readme, `\`${JSON.stringify(k.default)}\``, `${k.key}'s default is shown`);
   }

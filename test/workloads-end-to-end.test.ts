@@ -56,7 +56,7 @@ t.test('image classification codistills on IDX images and reports accuracy', asy
 t.test('a user\'s own workload module trains, codistills and resumes bitwise (the own-model example)', async (t) => {
   const dir = t.testdir();
   const preset = fileURLToPath(new URL('../examples/own-model/config.json', import.meta.url));
-  const set = ['backend=wasm', `runDir=${dir}`, 'steps=60', 'checkpoint.every=20', 'eval.every=20'];
+  const set = ['backend=wasm', `runDir=${dir}`, 'steps=40', 'checkpoint.every=20', 'eval.every=20', 'distill.burnIn=10', 'distill.exchangeEvery=10'];
   const config = loadConfig({ preset, set: [...set, 'name=whole'] });
   t.match(config.workload, /examples\/own-model\/workload\.mjs$/, 'the module path is resolved from the preset\'s folder');
   const steps: StepEvent[] = [];

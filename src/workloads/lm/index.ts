@@ -5,7 +5,6 @@
  * (./data/, actors/reader.ts), spans of consecutive windows so that a row may continue the previous batch's row.
  * A batch row is a window of T+1 tokens (the one field `tokens`); it predicts T positions over the vocabulary.
  */
-import type { Config } from '../../config/schema.js';
 import type { Model, ModelSpec, Workload } from '../workload.js';
 import { lmConfig, lmSections } from './config.js';
 
