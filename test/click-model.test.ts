@@ -1,5 +1,6 @@
 /** The click model trains on wasm: its logits are [0, z], wasm's gradients match cpu's, and it learns a batch. */
 import t from 'tap';
+import { initialBits, trainLosses } from './helpers/lm-train.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { taskLoss } from '../src/train/loss.js';
@@ -105,17 +106,7 @@ t.test('Adagrad steps on a batch lower the loss, and the tensor count stays flat
   const model = new ClickModel(small);
   const opt: tf.Optimizer = tf.train.adagrad(0.3);
   const batch = clickBatch(5, 32);
-  const losses: number[] = [];
-  const counts: number[] = [];
-  for (let step = 0; step < 15; step++) {
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
-      opt.applyGradients(grads);
-      return value.dataSync()[0];
-    });
-    losses.push(loss);
-    counts.push(tf.memory().numTensors);
-  }
+  const { losses, counts } = trainLosses(model, opt, batch, 15);
   t.ok(losses[14] < 0.5 * losses[0], `${losses[0].toFixed(3)} -> ${losses[14].toFixed(3)}`);
   // Step 1 creates Adagrad's accumulators; after that nothing may accumulate.
   t.same(new Set(counts.slice(1)).size, 1, `tensors after each step: ${counts.join(' ')}`);
@@ -125,12 +116,7 @@ t.test('Adagrad steps on a batch lower the loss, and the tensor count stays flat
 
 t.test('the same seed gives bitwise-equal initial weights; another seed does not', async (t) => {
   await initBackend('wasm');
-  const weights = (seed: number) => {
-    const model = new ClickModel({ ...small, seed });
-    const values = model.variables.map((v) => Buffer.from((v.dataSync() as Float32Array).slice().buffer));
-    model.dispose();
-    return values;
-  };
+  const weights = (seed: number) => initialBits(() => new ClickModel({ ...small, seed }));
   const [a, b, c] = [weights(5), weights(5), weights(6)];
   t.ok(a.every((w, i) => w.equals(b[i])), 'identical bits');
   t.notOk(a[0].equals(c[0]), 'different seed, different embedding');

@@ -1,5 +1,6 @@
 /** The MNIST CNN trains on wasm: its convolution and pooling match the stock kernels, and wasm matches cpu. */
 import t from 'tap';
+import { initialBits, trainLosses } from './helpers/lm-train.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { taskLoss } from '../src/train/loss.js';
@@ -116,17 +117,7 @@ t.test('Adam steps on a batch lower the loss, and the tensor count stays flat', 
   const model = new ImageModel(small);
   const opt: tf.Optimizer = tf.train.adam(1e-2);
   const batch = imageBatch(3, 16);
-  const losses: number[] = [];
-  const counts: number[] = [];
-  for (let step = 0; step < 12; step++) {
-    const loss = tf.tidy(() => {
-      const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
-      opt.applyGradients(grads);
-      return value.dataSync()[0];
-    });
-    losses.push(loss);
-    counts.push(tf.memory().numTensors);
-  }
+  const { losses, counts } = trainLosses(model, opt, batch, 12);
   t.ok(losses[11] < 0.7 * losses[0], `${losses[0].toFixed(3)} -> ${losses[11].toFixed(3)}`);
   // Step 1 creates Adam's slots; after that nothing may accumulate.
   t.same(new Set(counts.slice(1)).size, 1, `tensors after each step: ${counts.join(' ')}`);
@@ -136,12 +127,7 @@ t.test('Adam steps on a batch lower the loss, and the tensor count stays flat', 
 
 t.test('the same seed gives bitwise-equal initial weights; another seed does not', async (t) => {
   await initBackend('wasm');
-  const weights = (seed: number) => {
-    const model = new ImageModel({ ...small, seed });
-    const values = model.variables.map((v) => Buffer.from((v.dataSync() as Float32Array).slice().buffer));
-    model.dispose();
-    return values;
-  };
+  const weights = (seed: number) => initialBits(() => new ImageModel({ ...small, seed }));
   const [a, b, c] = [weights(5), weights(5), weights(6)];
   t.ok(a.every((w, i) => w.equals(b[i])), 'identical bits');
   t.notOk(a[0].equals(c[0]), 'different seed, different weights');

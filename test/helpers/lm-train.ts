@@ -1,4 +1,4 @@
-/** A plain training step for model tests: task loss, gradients, optional clipping, one optimizer update. */
+/** Model tests' helpers: a plain training step (task loss, gradients, optional clipping, one update), and more. */
 import * as tf from '@tensorflow/tfjs';
 import { LM_DEFAULTS, type ModelConfig } from '../../src/workloads/lm/config.js';
 import type { Batch, Model } from '../../src/workloads/workload.js';
@@ -30,4 +30,23 @@ export function trainStep(model: Model, opt: tf.Optimizer, batch: Batch, clipNor
 /** Every variable's values, in order: for bitwise comparisons. */
 export function snapshot(model: Model): Float32Array[] {
   return model.variables.map((v) => v.dataSync() as Float32Array).map((a) => a.slice());
+}
+
+/** `steps` plain updates on one batch: the loss before each, and the live tensor count after each. */
+export function trainLosses(model: Model, opt: tf.Optimizer, batch: Batch, steps: number): { losses: number[]; counts: number[] } {
+  const losses: number[] = [];
+  const counts: number[] = [];
+  for (let step = 0; step < steps; step++) {
+    losses.push(trainStep(model, opt, batch));
+    counts.push(tf.memory().numTensors);
+  }
+  return { losses, counts };
+}
+
+/** Each variable's initial bits of a freshly built model (disposed afterwards). */
+export function initialBits(build: () => Model): Buffer[] {
+  const model = build();
+  const values = model.variables.map((v) => Buffer.from((v.dataSync() as Float32Array).slice().buffer));
+  model.dispose();
+  return values;
 }
