@@ -1,5 +1,5 @@
 /**
- * The reader actor's protocol (DESIGN.md, "Actors").
+ * The reader actor's protocol: one request union in, one reply union out, errors as data, buffers transferred.
  *
  * A reader is a piscina worker running one long task, `serve`, that feeds batch streams: each stream opens a feed
  * (its group's data order from a cursor) on every reader of the pool; the readers plan and read the feed's block

@@ -1,5 +1,5 @@
 /**
- * The replica actor's protocol: one synchronous-SGD replica of one group (DESIGN.md, "Actors").
+ * The replica actor's protocol: one synchronous-SGD replica of one group.
  * Requests come from the group supervisor on the main thread; every request gets exactly one reply with its id.
  */
 import type { Config } from '../src/config/schema.js';

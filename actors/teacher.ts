@@ -1,5 +1,5 @@
 /**
- * Teacher actor: forward passes of stale snapshots, off the students' threads (DESIGN.md, "Actors").
+ * Teacher actor: forward passes of stale snapshots, off the students' threads.
  * One model object per loaded slot; all work inside tf.tidy; results leave as transferred typed arrays.
  */
 import { parentPort } from 'node:worker_threads';

@@ -1,5 +1,5 @@
 /**
- * Backend selection (DESIGN.md, "Backends"): `auto` takes the best tfjs backend that loads, in the order
+ * Backend selection: `auto` takes the best tfjs backend that loads, in the order
  * tfjs-node-gpu, tfjs-node, wasm, cpu; an explicit choice that cannot load is an error naming what to install.
  *
  * tfjs-node(-gpu) are optional peers whose install downloads libtensorflow: they are imported through a variable

@@ -1,6 +1,6 @@
 /**
  * `codistill experiment scaling`: where does synchronous SGD stop gaining from a bigger batch, and what do two
- * codistilled groups buy past that point (PAPER.md, "Measuring it fairly at small scale")?
+ * codistilled groups buy past that point (the paper's claim holds past the sync-SGD limit, where a bigger batch no longer cuts the steps)?
  *
  *   1. sync SGD (groups = 1) at batch B, 2B, 4B..., the rate scaled by sqrt(batch / B) with the same warm-up;
  *   2. the limit: the first batch b whose doubling cuts the steps to the deepest shared target by less than
@@ -152,7 +152,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
           `so the codistillation arms run 2 groups at this batch each.${uncertain}${caution}`
       : `**No limit within the sweep:** every doubling up to ${L} still cut the steps to target by more than ` +
           `${Math.round(100 * (1 - s.limitRatio))}%. The alternatives run at the largest batch, ${L}; ` +
-          'this is the regime where PAPER.md warns that codistillation at batch b can lose to sync SGD at 2b.',
+          'in this regime codistillation at batch b can lose to sync SGD at 2b: the claim of the paper is about the regime past the limit.',
   );
   report.text('## All arms\n');
   for (const table of targetTables(summaries, s.steps)) report.table(table);

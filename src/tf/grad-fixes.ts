@@ -1,5 +1,5 @@
 /**
- * The fixes every actor installs before it trains (DESIGN.md, "Backends"), through initBackend (src/backend.ts).
+ * The fixes every actor installs before it trains, through initBackend (src/backend.ts).
  * Each makes training on wasm fast or possible, and each gives the stock path's numbers on every backend.
  *
  * 1. BatchMatMul: the stock gradient always calls matMul with transposeA/transposeB, which misses XNNPACK's fast

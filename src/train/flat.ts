@@ -37,7 +37,7 @@ function wasmHeap(): WasmHeap | undefined {
 
 /**
  * Copies the tensors' values into `out`, back to back. On wasm straight from its heap: dataSync would first copy
- * into a fresh array, and fresh memory is slow on these VMs (DESIGN.md), on the hot path of every step.
+ * into a fresh array, and fresh memory is slow on these VMs (measured: they fill new pages slowly), on the hot path of every step.
  */
 function copyOut(tensors: readonly tf.Tensor[], out: Float32Array): Float32Array {
   const heap = wasmHeap();

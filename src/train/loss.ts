@@ -1,5 +1,5 @@
 /**
- * The two terms of codistillation's loss (PAPER.md, Algorithm 1), written once for every workload.
+ * The two terms of codistillation's loss (Algorithm 1 of Anil et al. 2018), written once for every workload.
  *
  *   loss = phi(y, F(theta_i, x)) + alpha * psi(teacher, F(theta_i, x))
  *

@@ -1,7 +1,7 @@
 /**
  * The update rule, its learning-rate schedule, gradient clipping and the optimizer's state as plain arrays.
  *
- * The trainer owns the loop on computeGradients/applyGradients (STYLE.md): it sets the rate for the step, clips,
+ * The trainer owns the loop on computeGradients/applyGradients (as optimizer.minimize does inside): it sets the rate for the step, clips,
  * applies. Optimizer state leaves and enters as named Float32Arrays so that checkpoints and actors never hold tfjs
  * objects. The flat gradient/weight layout for the all-reduce lives in ./flat.ts and is re-exported here.
  */
