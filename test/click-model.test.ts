@@ -1,6 +1,6 @@
 /** The click model trains on wasm: its logits are [0, z], wasm's gradients match cpu's, and it learns a batch. */
 import t from 'tap';
-import { initialBits, trainLosses } from './helpers/lm-train.js';
+import { gradientValues, initialBits, relativeDiff, trainLosses } from './helpers/lm-train.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
 import { taskLoss } from '../src/train/loss.js';
@@ -19,23 +19,6 @@ function clickBatch(seed: number, rows: number, buckets = small.buckets): Batch 
   return { rows, fields: { dense, categorical, label } };
 }
 
-function lossAndGrads(model: ClickModel, batch: Batch): { loss: number; grads: Float32Array[] } {
-  return tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
-    return { loss: value.dataSync()[0], grads: model.variables.map((v) => grads[v.name].dataSync() as Float32Array) };
-  });
-}
-
-/** Largest difference relative to the largest magnitude of `expected`. */
-function relativeDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return actual.length === expected.length ? diff / (scale || 1) : Infinity;
-}
 
 t.test('logits are [rows, 2] = [0, z], so softmax gives p(1) = sigmoid(z) and the task loss is the log loss', async (t) => {
   await initBackend('wasm');
@@ -89,7 +72,7 @@ t.test('gradients on wasm equal those on cpu for the same seed and batch', async
   const on = async (backend: 'wasm' | 'cpu') => {
     await initBackend(backend);
     const model = new ClickModel({ ...small, seed: 3 });
-    const result = lossAndGrads(model, batch);
+    const result = gradientValues(model, batch);
     model.dispose();
     return result;
   };

@@ -1,9 +1,8 @@
 /** The MNIST CNN trains on wasm: its convolution and pooling match the stock kernels, and wasm matches cpu. */
 import t from 'tap';
-import { initialBits, trainLosses } from './helpers/lm-train.js';
+import { gradientValues, initialBits, relativeDiff, trainLosses } from './helpers/lm-train.js';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../src/backend.js';
-import { taskLoss } from '../src/train/loss.js';
 import { Random } from '../src/util/random.js';
 import { conv2dSame, maxPool2x2 } from '../src/workloads/image/conv.js';
 import { ImageModel, type ImageModelOptions } from '../src/workloads/image/model.js';
@@ -19,23 +18,6 @@ function imageBatch(seed: number, rows: number): Batch {
   return { rows, fields: { pixels, label } };
 }
 
-function lossAndGrads(model: ImageModel, batch: Batch): { loss: number; grads: Float32Array[] } {
-  return tf.tidy(() => {
-    const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
-    return { loss: value.dataSync()[0], grads: model.variables.map((v) => grads[v.name].dataSync() as Float32Array) };
-  });
-}
-
-/** Largest difference relative to the largest magnitude of `expected`. */
-function relativeDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
-  let diff = 0;
-  let scale = 0;
-  for (let i = 0; i < expected.length; i++) {
-    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
-    scale = Math.max(scale, Math.abs(expected[i]));
-  }
-  return actual.length === expected.length ? diff / (scale || 1) : Infinity;
-}
 
 const seeded = (shape: number[], seed: number) => tf.randomUniform(shape, -1, 1, 'float32', seed);
 
@@ -101,7 +83,7 @@ t.test('gradients on wasm equal those on cpu for the same seed and batch', async
     const model = new ImageModel({ ...small, seed: 3 });
     // Positive biases make the black background a plateau of equal positive values: pooling windows there tie.
     model.variables.filter((v) => v.name.endsWith('bias')).forEach((v) => tf.tidy(() => v.assign(tf.fill(v.shape, 0.1))));
-    const result = lossAndGrads(model, batch);
+    const result = gradientValues(model, batch);
     model.dispose();
     return result;
   };

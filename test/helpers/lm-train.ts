@@ -50,3 +50,22 @@ export function initialBits(build: () => Model): Buffer[] {
   model.dispose();
   return values;
 }
+
+/** The task loss and each variable's gradient values, in variable order. */
+export function gradientValues(model: Model, batch: Batch): { loss: number; grads: Float32Array[] } {
+  return tf.tidy(() => {
+    const { value, grads } = tf.variableGrads(() => taskLoss(model.logits(batch), model.labels(batch)), model.variables as tf.Variable[]);
+    return { loss: value.dataSync()[0], grads: model.variables.map((v) => grads[v.name].dataSync() as Float32Array) };
+  });
+}
+
+/** Largest difference relative to the largest magnitude of `expected`. */
+export function relativeDiff(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < expected.length; i++) {
+    diff = Math.max(diff, Math.abs(actual[i] - expected[i]));
+    scale = Math.max(scale, Math.abs(expected[i]));
+  }
+  return actual.length === expected.length ? diff / (scale || 1) : Infinity;
+}
