@@ -121,7 +121,7 @@ export function schemaOf(workload: Workload): z.ZodObject {
 }
 
 /** The workload a config tree names (default: the language model), as a ConfigError when it cannot be loaded. */
-export function workloadOfTree(tree: unknown): Workload {
+function workloadOfTree(tree: unknown): Workload {
   const name = isTree(tree) && tree.workload !== undefined ? tree.workload : 'lm';
   if (typeof name !== 'string') throw new ConfigError('config key "workload": expected a workload name or a module path');
   try {

@@ -4,9 +4,6 @@
  */
 import type { Batch, Field } from './workload.js';
 
-/** Values per row of a field. */
-export const widthOf = (batch: Batch, name: string): number => (batch.rows > 0 ? batch.fields[name].length / batch.rows : 0);
-
 /** Rows [from, to) of a batch as views of its fields (no copy). */
 export function rowView(batch: Batch, from: number, to: number): Batch {
   const fields: Record<string, Field> = {};

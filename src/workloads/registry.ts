@@ -21,7 +21,7 @@ export class WorkloadError extends Error {
 }
 
 /** A workload module is named by a path (it has a slash or ends in .js or .mjs); anything else is a built-in. */
-export const isModulePath = (name: string): boolean => /[\\/]/.test(name) || /\.m?js$/.test(name);
+const isModulePath = (name: string): boolean => /[\\/]/.test(name) || /\.m?js$/.test(name);
 
 /** The absolute form of a module path (relative paths are taken from the working directory), or the kind itself. */
 export function canonicalWorkload(name: string): string {
