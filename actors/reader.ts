@@ -18,7 +18,7 @@ import { Corpus, asTokens, bytesPerToken, tokenArrayType } from '../src/workload
 import { type DataOrder, type SpanPlanner, groupOrder } from '../src/workloads/lm/data/order.js';
 import type {
   FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
-} from './reader-messages.js';
+} from '../src/protocol.js';
 
 /** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
 const corpora = new Map<string, { corpus: Corpus; identity: string }>();

@@ -25,7 +25,7 @@ import {
 import { serveActor } from '../src/util/actor.js';
 import { loadWorkload } from '../src/workloads/registry.js';
 import type { Model } from '../src/workloads/workload.js';
-import type { ReplicaReply, ReplicaRequest } from './replica-messages.js';
+import type { ReplicaReply, ReplicaRequest } from '../src/protocol.js';
 
 interface Replica {
   replica: number;

@@ -12,8 +12,8 @@ import { serveActor } from '../src/util/actor.js';
 import { rowView } from '../src/workloads/batch.js';
 import { loadWorkload } from '../src/workloads/registry.js';
 import type { Batch, MetricName, Model } from '../src/workloads/workload.js';
-import type { TeacherTarget } from './replica-messages.js';
-import type { TeacherReply, TeacherRequest } from './teacher-messages.js';
+import type { TeacherTarget } from '../src/protocol.js';
+import type { TeacherReply, TeacherRequest } from '../src/protocol.js';
 
 let spec: { config: Config; classes: number } | undefined;
 const slots = new Map<string, Model>();

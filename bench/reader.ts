@@ -21,7 +21,7 @@ import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import type { ChunksReply, FeedSpec } from '../actors/reader-messages.js';
+import type { ChunksReply, FeedSpec } from '../src/protocol.js';
 import { Corpus, bytesPerToken, readCorpusMeta } from '../src/workloads/lm/corpus/store.js';
 import { openBatchStream } from '../src/workloads/lm/data/batches.js';
 import { DataOrder } from '../src/workloads/lm/data/order.js';

@@ -7,6 +7,8 @@
  *          groups side by side (the hardware's ceiling for 2 threads); the share of step time outside tfjs compute.
  * issue 4: step time of 2 groups with distillation on from the first step, against the same 2 groups without it
  *          (the teachers' overhead), with full and top-k teacher targets, and distilling a quarter of the positions.
+ * issue 10: the 2 codistilling groups as one process each (snapshots through LMDB) against the same groups as
+ *          threads of one process (snapshots in memory).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,7 +66,8 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
     arms.push(await arm('2 groups codistilling', ['groups=2', 'replicas=1', 'distill.burnIn=0']));
     arms.push(await arm('2 groups codistilling, top-64 targets', ['groups=2', 'replicas=1', 'distill.burnIn=0', 'distill.topK=64']));
     arms.push(await arm('2 groups codistilling, 1/4 of positions', ['groups=2', 'replicas=1', 'distill.burnIn=0', 'distill.positionFraction=0.25']));
-    const [one, two, sideBySide, distill, topk, quarter] = arms;
+    arms.push(await arm('2 groups codistilling, a process each', ['groups=2', 'replicas=1', 'distill.burnIn=0', 'placement.mode=process']));
+    const [one, two, sideBySide, distill, topk, quarter, processes] = arms;
     return {
       arms,
       ratios: {
@@ -74,6 +77,7 @@ export async function benchTraining(steps = 30, warmup = 5): Promise<{ arms: Arm
         'teacher overhead: codistilling / plain step time - 1 (< 0.25)': distill.stepMs / sideBySide.stepMs - 1,
         'teacher overhead with top-64 targets': topk.stepMs / sideBySide.stepMs - 1,
         'teacher overhead distilling 1/4 of positions': quarter.stepMs / sideBySide.stepMs - 1,
+        '2 groups as processes / as threads, tokens/s': processes.positionsPerSecond / distill.positionsPerSecond,
       },
     };
   } finally {

@@ -67,9 +67,14 @@ export function buildProgram(): Command {
 
   withConfigFlags(program.command('train').description('train N codistilled groups (groups=1: plain synchronous SGD)'), 'lm-small')
     .option('--resume <runDir>', 'continue the run in this folder from its newest checkpoint (its saved config, plus --set)')
-    .action(async (flags: ConfigFlags & { resume?: string }) => {
+    .option(
+      '--group [index]',
+      "train only this group of a run whose groups meet in store.url (one machine or pod each); without an index, from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or $SLURM_PROCID (Slurm)",
+    )
+    .action(async (flags: ConfigFlags & { resume?: string; group?: string | true }) => {
+      if (flags.resume && flags.group !== undefined) throw new ConfigError('--group continues from the store by itself: drop --resume');
       const config = flags.resume ? resumeConfig(flags.resume, flags.set) : resolveConfig(flags);
-      await trainCommand(config, { resume: flags.resume });
+      await trainCommand(config, { resume: flags.resume, group: flags.group });
     });
 
   withConfigFlags(

@@ -7,30 +7,20 @@
  *   a run is deterministic).
  * - `async`: the newest snapshot published when the step asks, never waiting.
  *
- * `published$` must replay what was already published (the snapshot board gives a ReplaySubject per group).
+ * `published$` must replay what was already published, in step order (an exchange's `published$` does). In sync
+ * mode a snapshot newer than the one wanted, seen before it, means the wanted one is gone (pruned from the store
+ * while this group was down for longer than the store keeps snapshots): that is an error naming both steps, never
+ * a wait without end.
  *
  * @example
- *   steps$.pipe(teacherSnapshot(board.published$(1), 'sync', 50))   // step 75 -> group 1's snapshot of step 50
+ *   steps$.pipe(teacherSnapshot(exchange.published$(1), 'sync', 50))   // step 75 -> group 1's snapshot of step 50
  */
-import { concatMap, filter, map, type Observable, type OperatorFunction, take, withLatestFrom } from 'rxjs';
+import { concatMap, map, type Observable, type OperatorFunction, first, withLatestFrom } from 'rxjs';
+import { syncSnapshotStep } from '../src/train/schedule.js';
 
 export interface SnapshotRef {
   group: number;
   step: number;
-}
-
-/**
- * The snapshot step a teacher uses at `step` in sync mode: the last exchange at or before it. Exchanges happen every
- * `exchangeEvery` steps (0: never after the first) and once when burn-in ends.
- */
-export function syncSnapshotStep(step: number, exchangeEvery: number, burnIn = 0): number {
-  const periodic = exchangeEvery > 0 ? Math.floor(step / exchangeEvery) * exchangeEvery : 0;
-  return step >= burnIn && burnIn > periodic ? burnIn : periodic;
-}
-
-/** Whether a group publishes a snapshot after finishing `done` updates. */
-export function exchangeDue(done: number, exchangeEvery: number, burnIn = 0): boolean {
-  return (exchangeEvery > 0 && done % exchangeEvery === 0) || (burnIn > 0 && done === burnIn);
 }
 
 export function teacherSnapshot<P extends SnapshotRef>(
@@ -48,8 +38,13 @@ export function teacherSnapshot<P extends SnapshotRef>(
       concatMap((step) => {
         const wanted = syncSnapshotStep(step, exchangeEvery, burnIn);
         return published$.pipe(
-          filter((p) => p.step === wanted),
-          take(1),
+          first((p) => p.step >= wanted),
+          map((p) => {
+            if (p.step === wanted) return p;
+            throw new Error(
+              `group ${p.group}'s snapshot of step ${wanted} (the teacher of step ${step}) is gone: the oldest one left is of step ${p.step}`,
+            );
+          }),
         );
       }),
     );

@@ -5,7 +5,7 @@ import { syntheticToken, writeSyntheticCorpus } from '../bench/synthetic-corpus.
 import { CORPUS_FORMAT, CORPUS_FORMAT_VERSION, Corpus, CorpusWriter } from '../src/workloads/lm/corpus/store.js';
 import { type BatchStreamOptions, type WindowBatch, createReaderPool, openBatchStream } from '../src/workloads/lm/data/batches.js';
 import type { DataOrder } from '../src/workloads/lm/data/order.js';
-import type { ToReader } from '../actors/reader-messages.js';
+import type { ToReader } from '../src/protocol.js';
 
 // 21 training shards of 1024 tokens (the last one 500): with T = 16, 63 windows a full shard, spans of M = 7 windows.
 // Group 0 has blocks of 3, 4 and 4 shards (the short one last): 3, 4 and 3 chunks of B = 8 spans, 70 batches an epoch.

@@ -2,7 +2,7 @@ import t from 'tap';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readMetrics } from '../src/train/metrics.js';
-import { syncSnapshotStep } from '../streams/teacher-snapshot.js';
+import { syncSnapshotStep } from '../src/train/schedule.js';
 import { startRun, train } from '../src/train/run.js';
 import type { ExchangeEvent, StepEvent } from '../src/train/events.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';

@@ -1,6 +1,7 @@
 import t, { type Test } from 'tap';
 import * as tf from '@tensorflow/tfjs';
-import { codistillLoss, distilledPositions, distillLoss, distillWeight, taskLoss } from '../src/train/loss.js';
+import { codistillLoss, distillLoss, taskLoss } from '../src/train/loss.js';
+import { distilledPositions, distillWeight } from '../src/train/schedule.js';
 
 await tf.setBackend('cpu');
 

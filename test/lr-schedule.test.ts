@@ -2,7 +2,8 @@
 import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { DEFAULTS, type OptimConfig } from '../src/config/schema.js';
-import { createOptimizer, learningRate, setLearningRate } from '../src/train/optim.js';
+import { createOptimizer, setLearningRate } from '../src/train/optim.js';
+import { learningRate } from '../src/train/schedule.js';
 
 const base: OptimConfig = { ...DEFAULTS.optim, lr: 1, warmupSteps: 10, minLrRatio: 0.1 };
 const at = (decay: OptimConfig['decay'], step: number, total = 110) => learningRate({ ...base, decay }, step, total);

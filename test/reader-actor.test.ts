@@ -1,7 +1,7 @@
 import t from 'tap';
 import { join } from 'node:path';
 import { readSpans } from '../actors/reader.js';
-import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ToReader } from '../actors/reader-messages.js';
+import type { ChunksReply, FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ToReader } from '../src/protocol.js';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
 import { Corpus, readCorpusMeta } from '../src/workloads/lm/corpus/store.js';
 import { DataOrder } from '../src/workloads/lm/data/order.js';

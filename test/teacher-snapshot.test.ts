@@ -1,7 +1,8 @@
 import t, { type Test } from 'tap';
 import { ReplaySubject, type Observable } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
-import { exchangeDue, syncSnapshotStep, teacherSnapshot } from '../streams/teacher-snapshot.js';
+import { teacherSnapshot } from '../streams/teacher-snapshot.js';
+import { exchangeDue, syncSnapshotStep } from '../src/train/schedule.js';
 
 const scheduler = (tt: Test) => new TestScheduler((actual, expected) => tt.same(actual, expected));
 const snap = (step: number) => ({ group: 1, step });
@@ -71,3 +72,13 @@ function replayed<T>(source: Observable<T>): Observable<T> {
   source.subscribe(subject);
   return subject;
 }
+
+t.test('sync: a wanted snapshot that is already gone from the exchange is an error naming both steps, not a wait', async (t) => {
+  scheduler(t).run(({ cold, hot, expectObservable }) => {
+    // The exchange kept only snapshots 100 and 150; a restarted student asks for step 60 (wants snapshot 50).
+    const published$ = hot('(ab)', { a: snap(100), b: snap(150) });
+    const steps$ = cold('  -w', { w: 60 });
+    const message = "group 1's snapshot of step 50 (the teacher of step 60) is gone: the oldest one left is of step 100";
+    expectObservable(steps$.pipe(teacherSnapshot(replayed(published$), 'sync', 50))).toBe('-#', undefined, new Error(message));
+  });
+});

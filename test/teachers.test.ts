@@ -3,10 +3,10 @@ import { loadConfig } from '../src/config/load.js';
 import { lmConfig } from '../src/workloads/lm/config.js';
 import { lmWorkload } from '../src/workloads/lm/index.js';
 import { Group } from '../src/group/group.js';
-import { SnapshotBoard } from '../src/train/board.js';
-import { learningRate } from '../src/train/optim.js';
+import { MemoryExchange } from '../src/exchange/exchange.js';
+import { learningRate } from '../src/train/schedule.js';
 import { groupSeed, train } from '../src/train/run.js';
-import { startTeacherActor, TeacherPool } from '../src/train/teachers.js';
+import { GroupTeacher, startTeacherActor } from '../src/train/teachers.js';
 import { randomBatch } from './helpers/batches.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
@@ -18,20 +18,20 @@ t.test('a student step never changes its teachers: the same batch gets the same 
       Group.start({ group: g, replicas: 1, config, classes, seed: g + 1 }),
     ),
   );
-  const board = new SnapshotBoard(2);
-  for (const [g, group] of groups.entries()) board.publish({ group: g, step: 0, weights: (await group.state(false)).weights });
-  const teachers = await TeacherPool.start(config, classes, lmConfig(config).model.window, board);
-  t.teardown(() => Promise.all([teachers.close(), ...groups.map((g) => g.close())]));
+  const exchange = new MemoryExchange(2);
+  for (const [g, group] of groups.entries()) await exchange.publish(g, 0, (await group.state(false)).weights);
+  const teacher = await GroupTeacher.start(0, config, classes, lmConfig(config).model.window, exchange);
+  t.teardown(() => Promise.all([teacher.close(), exchange.close(), ...groups.map((g) => g.close())]));
 
   const T = lmConfig(config).model.window;
   const probe = randomBatch(5, 4, T + 1, classes);
-  const before = await teachers.predict(0, 0, probe);
+  const before = await teacher.predict(0, probe);
   for (let s = 0; s < 5; s++) {
     const batch = randomBatch(10 + s, 8, T + 1, classes);
-    const { target } = await teachers.predict(0, s, batch);
+    const { target } = await teacher.predict(s, batch);
     await groups[0].step({ step: s, lr: 0.05, alpha: 1, batch, positionsPerRow: T, classes, teacher: target });
   }
-  const after = await teachers.predict(0, 4, probe);
+  const after = await teacher.predict(4, probe);
   t.equal(before.target.kind, 'dense');
   if (before.target.kind === 'dense' && after.target.kind === 'dense') {
     t.ok(sameBits(before.target.values, after.target.values), 'teacher output unchanged, bit for bit');

@@ -53,6 +53,20 @@ export const checkpointSchema = z.strictObject({
   keep: int(1).default(3).describe('checkpoints kept per group (older ones are pruned)'),
 });
 
+export const placementSchema = z.strictObject({
+  mode: z.enum(['thread', 'process']).default('thread')
+    .describe('where each group runs: thread (every group in this process, its replicas on worker threads) or process (a child process per group: one GPU per group, and a group that dies is restarted)'),
+  devices: z.array(z.string().min(1)).default([])
+    .describe('process placement: the GPUs handed to the group processes through CUDA_VISIBLE_DEVICES, group g getting devices[g mod length] (e.g. ["0","1"]; empty = leave it as it is)'),
+  restarts: int(0).default(2).describe('process placement: times a group process that dies is restarted from its newest checkpoint before the run stops'),
+});
+
+export const storeSchema = z.strictObject({
+  url: z.string().default('')
+    .describe('where the groups exchange snapshots, write checkpoints and record the config: lmdb:PATH (one machine), file:PATH (a shared directory) or s3://BUCKET/PREFIX (?endpoint=URL for an S3-compatible server); empty = the run folder, in LMDB (and in thread placement the exchange stays in memory)'),
+  pollMs: int(1).default(25).describe('milliseconds between two looks at the store for the other groups\' new snapshots'),
+});
+
 export const commonShape = {
   workload: z.string().min(1).default('lm')
     .describe('the task: a built-in workload (lm: LSTM language model on the token corpus; click: click prediction on Criteo-format rows; image: CNN on MNIST) or the path of a module whose default export is a Workload; its sections (corpus, data, model, ...) follow'),
@@ -68,6 +82,8 @@ export const commonShape = {
   distill: distillSchema.prefault({}),
   eval: evalSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
+  placement: placementSchema.prefault({}),
+  store: storeSchema.prefault({}),
 };
 
 export const commonSchema = z.strictObject(commonShape);

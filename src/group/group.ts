@@ -8,7 +8,7 @@ import { batchBuffers, rowCopy } from '../workloads/batch.js';
 import type { Batch } from '../workloads/workload.js';
 import { ActorClient, ActorError } from '../util/actor.js';
 import { actorFile } from '../util/paths.js';
-import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../../actors/replica-messages.js';
+import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../protocol.js';
 import { createGroupMemory, GroupMemory } from './memory.js';
 
 export class RunError extends Error {

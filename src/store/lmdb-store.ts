@@ -17,6 +17,7 @@ import {
   describeSnapshots,
   writeError,
   newestCommonStep,
+  stepsToPrune,
   type Snapshot,
   type SnapshotHeader,
   type SnapshotInput,
@@ -98,17 +99,16 @@ export class LmdbSnapshotStore implements SnapshotStore {
     return newestCommonStep(steps);
   }
 
-  async prune(group: number, keep: number): Promise<number> {
+  async prune(group: number, keep: number, protect?: number): Promise<number> {
     checkCount('group', group, this.where);
-    checkCount('keep', keep, this.where);
     this.refresh();
-    const keys = Array.from(this.heads.getKeys({ start: [group], end: [group + 1] }));
-    const doomed = keys.slice(0, Math.max(0, keys.length - keep));
+    const steps = Array.from(this.heads.getKeys({ start: [group], end: [group + 1] }), ([, step]) => step);
+    const doomed = stepsToPrune(steps, keep, protect, this.where);
     if (doomed.length === 0) return 0;
     this.write(`pruning group ${group}`, () => {
-      for (const key of doomed) {
-        this.records.removeSync(key);
-        this.heads.removeSync(key);
+      for (const step of doomed) {
+        this.records.removeSync([group, step]);
+        this.heads.removeSync([group, step]);
       }
     });
     return doomed.length;

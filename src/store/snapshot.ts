@@ -88,8 +88,12 @@ export interface SnapshotStore {
   list(group?: number): Promise<SnapshotHeader[]>;
   /** The newest step that every group 0..groupCount-1 has a snapshot of: where a resume starts. */
   latestCommonStep(groupCount: number): Promise<number | undefined>;
-  /** Deletes all but the `keep` newest snapshots of `group`; returns how many it deleted. */
-  prune(group: number, keep: number): Promise<number>;
+  /**
+   * Deletes all but the `keep` newest snapshots of `group`, never the one at step `protect` when given (a checkpoint
+   * writer protects the newest step every group has, so a resume point survives groups that drift apart); returns
+   * how many it deleted.
+   */
+  prune(group: number, keep: number, protect?: number): Promise<number>;
   close(): Promise<void>;
 }
 
@@ -272,6 +276,30 @@ export function decodeSnapshotHeader(bytes: Uint8Array, where = 'snapshot'): Sna
   return readHead(bytes, where).header;
 }
 
+/** Bytes read first for a header; a header (tensor table plus resolved config) rarely exceeds this. */
+const HEAD_READ = 64 * 1024;
+
+/**
+ * Reads a stored record's header through `read(length)`, which returns the record's first `length` bytes (fewer
+ * when the record is shorter): 64 KiB first, more while the header goes on. Returns the header and the head bytes
+ * (array marker, header, header check) that `decodeSnapshotHeader` reads again later.
+ */
+export async function readStoredHead(
+  read: (length: number) => Promise<Uint8Array>,
+  where: string,
+): Promise<{ header: SnapshotHeader; head: Uint8Array }> {
+  for (let want = HEAD_READ; ; want *= 4) {
+    const bytes = await read(want);
+    try {
+      const { header, headLength } = readHead(bytes, where);
+      return { header, head: bytes.subarray(0, headLength) };
+    } catch (e) {
+      // A header longer than what was read: read more, unless that was the whole record.
+      if (!(e instanceof SnapshotError && e.kind === 'truncated' && bytes.length === want)) throw e;
+    }
+  }
+}
+
 function readHead(bytes: Uint8Array, where: string): { header: SnapshotHeader; headLength: number } {
   if (bytes.length === 0) throw new SnapshotError('truncated', `${where}: empty record`);
   if (bytes[0] !== ARRAY4) {
@@ -395,6 +423,42 @@ export function newestCommonStep(stepsPerGroup: readonly (readonly number[])[]):
   for (const step of first) if ((best === undefined || step > best) && sets.every((s) => s.has(step))) best = step;
   return best;
 }
+
+/**
+ * Which steps `prune(group, keep, protect)` deletes, given the group's steps in ascending order: all but the `keep`
+ * newest, never `protect`. Checks the arguments (naming `where`) first.
+ */
+export function stepsToPrune(
+  steps: readonly number[],
+  keep: number,
+  protect: number | undefined,
+  where: string,
+): number[] {
+  checkCount('keep', keep, where);
+  if (protect !== undefined) checkCount('protect', protect, where);
+  return steps.slice(0, Math.max(0, steps.length - keep)).filter((step) => step !== protect);
+}
+
+/**
+ * Names in the stores that keep one object per snapshot (the shared directory, the object store):
+ * `group-0003/step-000000001200.snap`. Zero-padded so names sort as the numbers do.
+ */
+export const groupFolder = (group: number): string => `group-${String(group).padStart(4, '0')}`;
+export const stepFileName = (step: number): string => `step-${String(step).padStart(12, '0')}.snap`;
+/** The number in a `groupFolder` name, or undefined for any other name. */
+export const groupOfFolder = (name: string): number | undefined => numberIn(/^group-(\d+)$/, name);
+/** The number in a `stepFileName` name, or undefined for any other name. */
+export const stepOfFileName = (name: string): number | undefined => numberIn(/^step-(\d+)\.snap$/, name);
+const numberIn = (pattern: RegExp, name: string): number | undefined => {
+  const m = pattern.exec(name);
+  return m ? Number(m[1]) : undefined;
+};
+
+/**
+ * How old a leftover of an unfinished write (a temp file, an object store's record its manifest never named) must be
+ * before a prune removes it: no write takes an hour, so its writer died.
+ */
+export const STALE_WRITE_MS = 60 * 60 * 1000;
 
 /** Argument check shared by the stores: group numbers, step counts, how many to keep. */
 export function checkCount(name: string, n: number, where: string): void {

@@ -1,17 +1,18 @@
 /**
- * Checkpoints of a run: every group's weights, optimizer state, data cursor, the snapshot its teachers currently
- * serve to the other groups, the step and the resolved config, written for all groups in ONE store transaction.
- * The last `checkpoint.keep` are kept. Resuming loads the newest step every group has, so a stopped run continues
- * the same trajectory (bitwise, in sync mode on a deterministic backend).
+ * Checkpoints of a run: each group's weights, optimizer state, data cursor, the snapshot its teachers currently
+ * serve to the other groups, the step and the resolved config, one snapshot per group and step in the run's
+ * checkpoint store. Each group writes its own (so a group in its own process or on its own machine checkpoints
+ * without the others); the last `checkpoint.keep` are kept per group, and never the newest step that every group
+ * has, which is where a whole run resumes. A stopped run therefore continues the same trajectory (bitwise, in sync
+ * mode on a deterministic backend), and a restarted group continues from its own newest checkpoint.
  */
 import type { Config } from '../config/schema.js';
-import type { DataCursor } from '../workloads/lm/data/batches.js';
-import type { NamedArray, SnapshotInput, SnapshotStore } from '../store/snapshot.js';
-import { openSnapshotStore } from '../store/index.js';
-import type { ModelState } from '../../actors/replica-messages.js';
-import type { Published } from './board.js';
+import type { Published } from '../exchange/exchange.js';
+import type { ModelState } from '../protocol.js';
+import type { NamedArray, Snapshot, SnapshotInput, SnapshotStore } from '../store/snapshot.js';
+import type { DataCursor } from '../workloads/workload.js';
+import { SerialQueue } from '../util/serial-queue.js';
 import type { CheckpointEvent } from './events.js';
-import { StepGather } from './step-gather.js';
 
 export interface GroupCheckpoint {
   state: ModelState;
@@ -24,7 +25,6 @@ export interface LoadedCheckpoint {
   step: number;
   groups: GroupCheckpoint[];
 }
-
 
 function toSnapshot(config: Config, runId: string, group: number, step: number, c: GroupCheckpoint): SnapshotInput {
   const tensors: NamedArray[] = [
@@ -44,68 +44,71 @@ function toSnapshot(config: Config, runId: string, group: number, step: number, 
   };
 }
 
-export class CheckpointWriter {
-  private readonly gather: StepGather<GroupCheckpoint>;
+function fromSnapshot(s: Snapshot): GroupCheckpoint {
+  const byName = new Map(s.tensors.map((t) => [t.name, t]));
+  const extra = s.header.extra as { cursor: DataCursor; publishedStep: number };
+  return {
+    state: {
+      weights: byName.get('weights')!.data as Float32Array,
+      optimizer: s.tensors
+        .filter((t) => t.name.startsWith('optimizer/'))
+        .map((t) => ({ name: t.name.slice('optimizer/'.length), shape: t.shape, data: t.data as Float32Array })),
+    },
+    cursor: extra.cursor,
+    published: { group: s.header.group, step: extra.publishedStep, weights: byName.get('published')!.data as Float32Array },
+  };
+}
 
-  private constructor(
-    readonly store: SnapshotStore,
+/** One group's checkpoints: writes queue behind each other, off the training loop's critical path. */
+export class CheckpointWriter {
+  private readonly queue = new SerialQueue();
+
+  constructor(
+    private readonly store: SnapshotStore,
     private readonly config: Config,
     private readonly runId: string,
+    private readonly group: number,
     private readonly emit: (e: CheckpointEvent) => void,
-  ) {
-    this.gather = new StepGather(config.groups, (step, states) => this.write(step, states));
-  }
+  ) {}
 
-  /** Opens the store at `path`; `emit` gets a `checkpoint` event for every step written. */
-  static async open(path: string, config: Config, emit: (e: CheckpointEvent) => void): Promise<CheckpointWriter> {
-    return new CheckpointWriter(await openSnapshotStore(path), config, path, emit);
-  }
-
-  /** Group `group`'s state after `step` updates; all groups' states for a step are written together. */
-  submit(group: number, step: number, c: GroupCheckpoint): void {
-    this.gather.submit(group, step, c);
+  /** The group's state after `step` updates, written once the writes before it are done. */
+  submit(step: number, c: GroupCheckpoint): void {
+    this.queue.push(() => this.write(step, c));
   }
 
   /** Waits for the writes submitted so far; rethrows the first failure (earlier checkpoints stay intact). */
   drain(): Promise<void> {
-    return this.gather.drain();
+    return this.queue.drain();
   }
 
-  async close(): Promise<void> {
-    await this.gather.settled();
-    await this.store.close();
+  /** Waits for the writes submitted so far, failed or not. */
+  settled(): Promise<void> {
+    return this.queue.settled();
   }
 
-  private async write(step: number, states: GroupCheckpoint[]): Promise<void> {
+  private async write(step: number, c: GroupCheckpoint): Promise<void> {
     const t0 = performance.now();
-    const snapshots = states.map((gc, g) => toSnapshot(this.config, this.runId, g, step, gc));
-    await this.store.putMany(snapshots);
-    for (let g = 0; g < this.config.groups; g++) await this.store.prune(g, this.config.checkpoint.keep);
-    const bytes = snapshots.reduce((n, s) => n + s.tensors.reduce((m, t) => m + t.data.byteLength, 0), 0);
-    this.emit({ type: 'checkpoint', step, ms: performance.now() - t0, bytes, time: Date.now() });
+    const snapshot = toSnapshot(this.config, this.runId, this.group, step, c);
+    await this.store.put(snapshot);
+    const common = await this.store.latestCommonStep(this.config.groups);
+    await this.store.prune(this.group, this.config.checkpoint.keep, common);
+    const bytes = snapshot.tensors.reduce((m, t) => m + t.data.byteLength, 0);
+    this.emit({ type: 'checkpoint', group: this.group, step, ms: performance.now() - t0, bytes, time: Date.now() });
   }
 }
 
+/** Group `group`'s checkpoint at `step`; an error naming the store when it is not there. */
+export async function loadCheckpoint(store: SnapshotStore, group: number, step: number): Promise<GroupCheckpoint> {
+  const s = await store.get(group, step);
+  if (!s) throw new Error(`${store.where}: no checkpoint of group ${group} at step ${step}`);
+  return fromSnapshot(s);
+}
+
 /** The newest checkpoint that every group has, or undefined for a run that never wrote one. */
-export async function loadLatestCheckpoint(store: SnapshotStore, config: Config): Promise<LoadedCheckpoint | undefined> {
+export async function loadLatestCheckpoint(store: SnapshotStore, config: Pick<Config, 'groups'>): Promise<LoadedCheckpoint | undefined> {
   const step = await store.latestCommonStep(config.groups);
   if (step === undefined) return undefined;
   const groups: GroupCheckpoint[] = [];
-  for (let g = 0; g < config.groups; g++) {
-    const s = await store.get(g, step);
-    if (!s) throw new Error(`${store.where}: checkpoint of group ${g} at step ${step} vanished while loading`);
-    const byName = new Map(s.tensors.map((t) => [t.name, t]));
-    const extra = s.header.extra as { cursor: DataCursor; publishedStep: number };
-    groups.push({
-      state: {
-        weights: byName.get('weights')!.data as Float32Array,
-        optimizer: s.tensors
-          .filter((t) => t.name.startsWith('optimizer/'))
-          .map((t) => ({ name: t.name.slice('optimizer/'.length), shape: t.shape, data: t.data as Float32Array })),
-      },
-      cursor: extra.cursor,
-      published: { group: g, step: extra.publishedStep, weights: byName.get('published')!.data as Float32Array },
-    });
-  }
+  for (let g = 0; g < config.groups; g++) groups.push(await loadCheckpoint(store, g, step));
   return { step, groups };
 }

@@ -22,6 +22,8 @@ export class Evaluator {
 
   private constructor(
     private readonly actor: TeacherClient,
+    /** The groups evaluated, undefined: all of the run's. */
+    private readonly only: readonly number[] | undefined,
     groups: number,
     private readonly examples: Batch,
     private readonly metrics: readonly MetricName[],
@@ -31,21 +33,25 @@ export class Evaluator {
     this.gather = new StepGather(groups, (step, weights) => this.evaluate(step, weights));
   }
 
-  /** Evaluates on the workload data's validation set: cross-entropy, and the workload's `metrics`. */
+  /**
+   * Evaluates on the workload data's validation set: cross-entropy, and the workload's `metrics`. `only` names
+   * the groups evaluated when this process does not see them all (a group alone on its machine evaluates itself).
+   */
   static async start(
     config: Config,
     data: Pick<WorkloadData, 'classes' | 'positionsPerRow' | 'validation'>,
     metrics: readonly MetricName[],
     emit: (e: EvalEvent) => void,
+    only?: readonly number[],
   ): Promise<Evaluator> {
     const actor = await startTeacherActor('evaluator', config, data.classes);
     const chunkRows = evalChunkRows(data.positionsPerRow, data.classes);
-    return new Evaluator(actor, config.groups, data.validation, metrics, chunkRows, emit);
+    return new Evaluator(actor, only, only?.length ?? config.groups, data.validation, metrics, chunkRows, emit);
   }
 
   /** Group `group`'s weights after `step` updates; evaluation starts when every group has submitted that step. */
   submit(group: number, step: number, weights: Float32Array): void {
-    this.gather.submit(group, step, weights);
+    this.gather.submit(this.only ? this.only.indexOf(group) : group, step, weights);
   }
 
   /** Waits for every evaluation submitted so far; rethrows the first failure. */
@@ -63,7 +69,8 @@ export class Evaluator {
       batchBuffers(batch),
     );
     const metrics = Object.keys(r.metrics).length ? { metrics: r.metrics } : {};
-    this.emit({ type: 'eval', step, losses: r.losses, ensembleLoss: r.ensembleLoss, positions: r.positions, ...metrics, time: Date.now() });
+    const groups = this.only ? { groups: [...this.only] } : {};
+    this.emit({ type: 'eval', step, ...groups, losses: r.losses, ensembleLoss: r.ensembleLoss, positions: r.positions, ...metrics, time: Date.now() });
   }
 
   async close(): Promise<void> {

@@ -47,6 +47,8 @@ export interface StepEvent {
 export interface EvalEvent {
   type: 'eval';
   step: number;
+  /** The groups evaluated, when not all of them (a group on a machine of its own evaluates only its model). */
+  groups?: number[];
   /** Validation cross-entropy (nats per position) of each group's model, and of their ensemble (averaged probabilities). */
   losses: number[];
   ensembleLoss: number;
@@ -66,9 +68,23 @@ export interface ExchangeEvent {
 
 export interface CheckpointEvent {
   type: 'checkpoint';
+  group: number;
   step: number;
   ms: number;
   bytes: number;
+  time: number;
+}
+
+/** Process placement: a group process died and was started again from its newest checkpoint. */
+export interface RestartEvent {
+  type: 'restart';
+  group: number;
+  /** The step of the checkpoint it continues from (0: the initialisation). */
+  fromStep: number;
+  /** How many times this group has been restarted, this one included. */
+  attempt: number;
+  /** How the process ended. */
+  reason: string;
   time: number;
 }
 
@@ -88,4 +104,4 @@ export interface ErrorEvent {
   time: number;
 }
 
-export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | DoneEvent | ErrorEvent;
+export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | RestartEvent | DoneEvent | ErrorEvent;

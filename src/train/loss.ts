@@ -10,6 +10,9 @@
  * All functions allocate tensors: call them inside tf.tidy.
  */
 import * as tf from '@tensorflow/tfjs';
+import type { TeacherTarget } from '../protocol.js';
+
+export type { TeacherTarget };
 
 /** Mean softmax cross-entropy of logits [P, C] against integer labels [P]; smoothing spreads eps over all classes. */
 export function taskLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, smoothing = 0): tf.Scalar {
@@ -28,38 +31,7 @@ export function distillLoss(logits: tf.Tensor2D, teacher: tf.Tensor2D, kind: Dis
   return tf.neg(tf.sum(teacher.mul(tf.logSoftmax(logits)), 1)).mean() as tf.Scalar;
 }
 
-/**
- * The positions that carry the distillation term at `step` when only `fraction` of them do: every k-th position of
- * each row (k = round(1/fraction)), starting at step mod k, so that over k steps every position is distilled.
- * Undefined means all positions.
- */
-export function distilledPositions(rows: number, perRow: number, fraction: number, step: number): Int32Array | undefined {
-  const k = Math.round(1 / fraction);
-  if (k <= 1) return undefined;
-  const offset = step % k;
-  const each = offset < perRow ? Math.ceil((perRow - offset) / k) : 0;
-  const out = new Int32Array(rows * each);
-  let i = 0;
-  for (let r = 0; r < rows; r++) for (let p = offset; p < perRow; p += k) out[i++] = r * perRow + p;
-  return out;
-}
 
-/** The distillation weight at a step: 0 during burn-in, then a linear ramp to alpha over `ramp` steps. */
-export function distillWeight(step: number, d: { alpha: number; burnIn: number; ramp: number }): number {
-  if (step < d.burnIn) return 0;
-  if (d.ramp <= 0) return d.alpha;
-  return d.alpha * Math.min(1, (step - d.burnIn + 1) / d.ramp);
-}
-
-/**
- * The teachers' averaged prediction as it travels: dense [S, C] values or the top-k entries [S, k] of each of S
- * positions, where S is every position or only `positions` (sorted indices) when distill.positionFraction < 1.
- * Values are probabilities for the cross-entropy term, logits for mse-logits.
- */
-export type TeacherTarget = (
-  | { kind: 'dense'; values: Float32Array }
-  | { kind: 'topk'; k: number; indices: Int32Array; probs: Float32Array }
-) & { positions?: Int32Array };
 
 export interface CodistillLossOptions {
   /** Label smoothing of the task term. */

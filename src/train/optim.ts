@@ -35,33 +35,6 @@ export function createOptimizer(optim: OptimConfig): tf.Optimizer {
   }
 }
 
-/**
- * The rate for update number `step` (0-based) of `totalSteps`: a linear warm-up reaching optim.lr at the last
- * warm-up step, then the decay, never below minLrRatio * lr (except during warm-up).
- */
-export function learningRate(optim: OptimConfig, step: number, totalSteps: number): number {
-  const { lr, warmupSteps } = optim;
-  if (step < warmupSteps) return (lr * (step + 1)) / warmupSteps;
-  const floor = optim.minLrRatio * lr;
-  const progress = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));
-  switch (optim.decay) {
-    case 'none':
-      return lr;
-    case 'cosine':
-      return floor + (lr - floor) * 0.5 * (1 + Math.cos(Math.PI * progress));
-    case 'linear':
-      return floor + (lr - floor) * (1 - progress);
-    case 'inverse-sqrt': {
-      // lr at the end of warm-up, then proportional to 1/sqrt(step): continuous where warm-up ends.
-      const pivot = Math.max(1, warmupSteps);
-      return Math.max(floor, lr * Math.sqrt(pivot / Math.max(pivot, step)));
-    }
-    default: {
-      const unknown: never = optim.decay;
-      throw new Error(`unknown optim.decay '${String(unknown)}'`);
-    }
-  }
-}
 
 /** Sets the rate the optimizer's next applyGradients uses. */
 export function setLearningRate(opt: tf.Optimizer, lr: number): void {

@@ -1,15 +1,14 @@
 /**
- * A codistillation run (Algorithm 1 of Anil et al. 2018, "Large scale distributed neural network training through online distillation"), top to bottom.
+ * The supervisor of a codistillation run (Algorithm 1 of Anil et al. 2018, "Large scale distributed neural network
+ * training through online distillation"): N groups, each a synchronous-SGD group on its own shards, each taught by
+ * the others' stale snapshots. A group's loop is a `GroupTrainer` (group-trainer.ts); the supervisor only
  *
- *   N groups, each a synchronous-SGD group of K replicas, each on its own shards of the training data.
- *   every step s of group i:
- *     batch        <- group i's next batch
- *     alpha        <- 0 during burn-in, then distill.alpha (optionally ramped)
- *     teacher      <- mean over j != i of F(theta_j at its published snapshot, batch)     (teacher actors, one step ahead)
- *     theta_i      <- theta_i - lr * grad[ task(y, F(theta_i, x)) + alpha * distill(teacher, F(theta_i, x)) ]
- *     every K_exchange steps: publish theta_i as a snapshot; the other groups' teachers reload it
- *     every eval.every steps: validation loss of each model and of the ensemble (off the critical path)
- *     every checkpoint.every steps: all groups' state in one store transaction
+ *   starts      the groups where `placement.mode` puts them (threads of this process, or a process each),
+ *               from their initialisation or, resuming, from the newest checkpoint every group has;
+ *   evaluates   each model and their ensemble on the validation set, once every group has reached an eval step;
+ *   restarts    a group process that dies, from its newest checkpoint (placement.ts);
+ *   stops       the others with a final checkpoint when a group fails for good, and reports which one failed;
+ *   tears down  every actor, process and store, whatever happened.
  *
  * Everything observable goes out on `events$`; the progress display, metrics log and service only read that.
  */
@@ -18,16 +17,16 @@ import { join, resolve } from 'node:path';
 import { Observable, ReplaySubject } from 'rxjs';
 import { workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
-import { Group } from '../group/group.js';
-import type { TrainBatch, TrainStream } from '../workloads/workload.js';
-import { learningRate } from './optim.js';
-import { SnapshotBoard, exchangeDue } from './board.js';
-import { CheckpointWriter, loadLatestCheckpoint, type GroupCheckpoint } from './checkpoints.js';
+import type { WorkloadData } from '../workloads/workload.js';
+import { RunError } from '../group/group.js';
+import { openSnapshotStore } from '../store/index.js';
 import { Evaluator } from './evaluator.js';
 import type { EvalEvent, RunEvent } from './events.js';
-import { distillWeight } from './loss.js';
-import { TeacherPool, type TeacherResult } from './teachers.js';
 import { appendMetrics } from './metrics.js';
+import { placeGroups } from './placement.js';
+import { claimRunConfig, runStoreOf } from './run-store.js';
+
+export { groupSeed } from './group-trainer.js';
 
 export interface TrainOptions {
   config: Config;
@@ -35,8 +34,9 @@ export interface TrainOptions {
   resume?: string;
   /** Fault injection: make a replica throw at a step (tests, the fault-injection suite). */
   faults?: { group: number; replica: number; atStep: number }[];
+  /** Fault injection with process placement: kill a group's process once it has done a step. */
+  kills?: { group: number; atStep: number }[];
 }
-
 export interface RunSummary {
   runDir: string;
   steps: number;
@@ -63,9 +63,6 @@ export interface Run {
   readonly done: Promise<RunSummary>;
 }
 
-/** Each group starts from its own initialisation. */
-export const groupSeed = (seed: number, group: number): number => (seed * 7919 + group * 104729) >>> 0;
-
 export function runDirOf(config: Config): string {
   const name = config.name || new Date().toISOString().replace(/[:.]/g, '-');
   return resolve(config.runDir, name);
@@ -73,8 +70,13 @@ export function runDirOf(config: Config): string {
 
 export function startRun(opts: TrainOptions): Run {
   const runDir = opts.resume ? resolve(opts.resume) : runDirOf(opts.config);
+  return runOf(runDir, (emit) => execute(opts, runDir, emit));
+}
+
+/** A Run whose events are what `work` emits, ending with an `error` event when it fails. */
+export function runOf(runDir: string, work: (emit: (e: RunEvent) => void) => Promise<RunSummary>): Run {
   const events = new ReplaySubject<RunEvent>();
-  const done = execute(opts, runDir, (e) => events.next(e)).then(
+  const done = work((e) => events.next(e)).then(
     (summary) => {
       events.complete();
       return summary;
@@ -103,149 +105,93 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
   try {
     const data = await workload.open(config);
     closers.push(() => data.close());
-    const { classes, positionsPerRow } = data;
-    const checkpoints = await CheckpointWriter.open(join(runDir, 'checkpoints'), config, log);
+    const store = runStoreOf(config, runDir);
+    const checkpoints = openSnapshotStore(store.checkpoints);
     closers.push(() => checkpoints.close());
-    const resumed = opts.resume ? await loadLatestCheckpoint(checkpoints.store, config) : undefined;
-    const startStep = resumed?.step ?? 0;
-
-    const starting = await Promise.allSettled(
-      Array.from({ length: n }, (_, g) => Group.start({ group: g, replicas: config.replicas, config, classes, seed: groupSeed(config.seed, g) })),
-    );
-    // Groups that did start are closed even when another failed to.
-    const groups = starting.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    closers.push(() => Promise.all(groups.map((g) => g.close())).then(() => undefined));
-    const failedStart = starting.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failedStart) throw failedStart.reason;
-    for (const f of opts.faults ?? []) await groups[f.group].injectFault(f.replica, f.atStep);
-
-    // The snapshots teachers start from: each group's initial weights, or what the checkpoint recorded.
-    const board = new SnapshotBoard(n);
-    for (let g = 0; g < n; g++) {
-      const saved = resumed?.groups[g];
-      if (saved) {
-        await groups[g].setState(saved.state);
-        board.publish({ group: g, step: saved.published.step, weights: saved.published.weights });
-      } else {
-        board.publish({ group: g, step: 0, weights: (await groups[g].state(false)).weights });
-      }
+    const from = opts.resume ? await checkpoints.latestCommonStep(n) : undefined;
+    if (!opts.resume && (await checkpoints.list()).length > 0) {
+      throw new RunError(`${checkpoints.where} already holds checkpoints of a run: resume it, or start this one under another name or store.url`);
     }
-    const distilling = n > 1 && config.distill.alpha > 0 && config.distill.burnIn < config.steps;
-    const teachers = distilling ? await TeacherPool.start(config, classes, positionsPerRow, board) : undefined;
-    if (teachers) closers.push(() => teachers.close());
+    await claimRunConfig(store, config, opts.resume !== undefined);
     const evaluator = await Evaluator.start(config, data, workload.metrics, (e) => {
       evals.push(e);
       log(e);
     });
     closers.push(() => evaluator.close());
 
+    const placement = await placeGroups({
+      config,
+      runDir,
+      from,
+      data,
+      checkpoints,
+      emit: log,
+      evaluate: (g, step, weights) => evaluator.submit(g, step, weights),
+      faults: opts.faults,
+      kills: opts.kills,
+    });
+    closers.push(() => placement.close());
+    const { groups } = placement;
+    const startStep = from ?? 0;
     log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, unit: workload.unit, config, fromStep: startStep, time: Date.now() });
 
-    const trainGroup = async (g: number): Promise<void> => {
-      const group = groups[g];
-      const stream: TrainStream = data.openStream({
-        group: g,
-        groups: n,
-        sameData: config.distill.sameData,
-        batch: config.optim.batch,
-        seed: config.seed,
-        cursor: resumed?.groups[g]?.cursor,
-      });
-      closers.push(() => stream.close());
-
-      // Fetch a step's batch and start its teacher request, so that both are ready when the step begins.
-      const prepare = async (s: number): Promise<{ batch: TrainBatch; teacher?: Promise<TeacherResult> }> => {
-        const batch = await stream.next();
-        const teacher = teachers && distillWeight(s, config.distill) > 0 ? teachers.predict(g, s, batch) : undefined;
-        teacher?.catch(() => undefined); // reported where it is awaited
-        return { batch, teacher };
-      };
-
-      // A prepared step that is never reached (the run failed or ended) must not become an unhandled rejection.
-      const ahead = (s: number) => {
-        const p = prepare(s);
-        p.catch(() => undefined);
-        return p;
-      };
-      let next = ahead(startStep);
-      for (let s = startStep; s < config.steps; s++) {
-        const t0 = performance.now();
-        const { batch, teacher } = await next;
-        if (s + 1 < config.steps) next = ahead(s + 1);
-        const tw = performance.now();
-        const target = teacher ? await teacher : undefined;
-        const teacherWaitMs = performance.now() - tw;
-        const alpha = target ? distillWeight(s, config.distill) : 0;
-        const lr = learningRate(config.optim, s, config.steps);
-
-        const continues = batch.continues && s > startStep;
-        const r = await group.step({ step: s, lr, alpha, batch, continues, positionsPerRow, classes, teacher: target?.target });
-
-        const doneSteps = s + 1;
-        log({
-          type: 'step',
-          group: g,
-          step: doneSteps,
-          loss: r.loss,
-          taskLoss: r.taskLoss,
-          distillLoss: r.distillLoss,
-          alpha,
-          lr,
-          gradNorm: r.gradNorm,
-          positions: batch.rows * positionsPerRow,
-          ms: performance.now() - t0,
-          computeMs: r.computeMs,
-          reduceMs: r.reduceMs,
-          teacherWaitMs,
-          staleness: target ? s - Math.min(...target.snapshotSteps) : undefined,
-          time: Date.now(),
-        });
-
-        const publish = n > 1 && exchangeDue(doneSteps, config.distill.exchangeEvery, config.distill.burnIn);
-        // Evaluations and checkpoints come every `every` steps (0: never) and always at the end.
-        const due = (every: number) => doneSteps === config.steps || (every > 0 && doneSteps % every === 0);
-        const evaluate = due(config.eval.every);
-        const checkpoint = due(config.checkpoint.every);
-        if (!publish && !evaluate && !checkpoint) continue;
-        const state = await group.state(checkpoint);
-        if (publish) {
-          board.publish({ group: g, step: doneSteps, weights: state.weights });
-          log({ type: 'exchange', group: g, step: doneSteps, time: Date.now() });
-        }
-        if (evaluate) evaluator.submit(g, doneSteps, state.weights.slice());
-        if (checkpoint) {
-          const saved: GroupCheckpoint = { state, cursor: batch.cursor, published: board.newest(g)! };
-          checkpoints.submit(g, doneSteps, saved);
-        }
-      }
-    };
-
     const trainingStarted = Date.now();
-    await Promise.all(groups.map((_, g) => trainGroup(g)));
+    // A group that fails for good stops the others, each with a checkpoint of what it has done; the first failure
+    // is what the run reports.
+    const ends = await Promise.allSettled(
+      groups.map((g) =>
+        g.run().catch((err: unknown) => {
+          for (const other of groups) if (other !== g) other.stop();
+          throw err;
+        }),
+      ),
+    );
+    const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+    if (failed) throw failed.reason;
     const trainingSeconds = (Date.now() - trainingStarted) / 1000;
     await evaluator.drain();
-    await checkpoints.drain();
 
-    const last = evals[evals.length - 1];
-    const seconds = (Date.now() - started) / 1000;
-    const positions = (config.steps - startStep) * n * config.optim.batch * positionsPerRow;
-    log({ type: 'done', step: config.steps, seconds, losses: last?.losses ?? [], ensembleLoss: last?.ensembleLoss ?? NaN, time: Date.now() });
-    return {
-      runDir,
-      steps: config.steps,
-      seconds,
-      losses: last?.losses ?? [],
-      ensembleLoss: last?.ensembleLoss ?? NaN,
-      evals,
-      trainingSeconds,
-      positionsPerSecond: positions / trainingSeconds,
-      unit: workload.unit,
-      reference: data.reference,
-    };
+    return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, groups: n, evals, data, log });
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await stopMetrics.close();
   }
+}
+
+/** Logs the `done` event and sums the run up: the last evaluation's losses, the training throughput. */
+export function finishRun(r: {
+  config: Config;
+  runDir: string;
+  /** Date.now() when the run started, and seconds of the training steps alone. */
+  started: number;
+  trainingSeconds: number;
+  fromStep: number;
+  /** How many groups trained here. */
+  groups: number;
+  evals: EvalEvent[];
+  data: Pick<WorkloadData, 'positionsPerRow' | 'reference'>;
+  log: (e: RunEvent) => void;
+}): RunSummary {
+  const { config, evals } = r;
+  const last = evals[evals.length - 1];
+  const seconds = (Date.now() - r.started) / 1000;
+  const positions = (config.steps - r.fromStep) * r.groups * config.optim.batch * r.data.positionsPerRow;
+  const losses = last?.losses ?? [];
+  // The ensemble of one model is no ensemble: a group evaluated alone reports none.
+  const ensembleLoss = last && !last.groups ? last.ensembleLoss : NaN;
+  r.log({ type: 'done', step: config.steps, seconds, losses, ensembleLoss, time: Date.now() });
+  return {
+    runDir: r.runDir,
+    steps: config.steps,
+    seconds,
+    losses,
+    ensembleLoss,
+    evals,
+    trainingSeconds: r.trainingSeconds,
+    positionsPerSecond: positions / r.trainingSeconds,
+    unit: workloadOf(config).unit,
+    reference: r.data.reference,
+  };
 }
 
 /** Trains to the end and returns the summary (library use without watching the stream). */

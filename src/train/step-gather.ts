@@ -1,12 +1,13 @@
 /**
- * Work that needs every group's piece of one step (an evaluation of all models, a checkpoint of all groups): pieces
+ * Work that needs every group's piece of one step (an evaluation of all models and their ensemble): pieces
  * arrive from the groups in any order; once a step has all of them, its job is queued after the jobs before it, off
  * the training threads' critical path. The first failure is kept for `drain`.
  */
+import { SerialQueue } from '../util/serial-queue.js';
+
 export class StepGather<T> {
   private readonly pending = new Map<number, T[]>();
-  private queue: Promise<void> = Promise.resolve();
-  private failure: Error | undefined;
+  private readonly queue = new SerialQueue();
 
   constructor(
     private readonly groups: number,
@@ -20,19 +21,16 @@ export class StepGather<T> {
     this.pending.set(step, got);
     if (got.filter((p) => p !== undefined).length < this.groups) return;
     this.pending.delete(step);
-    this.queue = this.queue.then(() => this.job(step, got)).catch((err: Error) => {
-      this.failure ??= err;
-    });
+    this.queue.push(() => this.job(step, got));
   }
 
   /** Waits for every job queued so far; rethrows the first failure. */
-  async drain(): Promise<void> {
-    await this.queue;
-    if (this.failure) throw this.failure;
+  drain(): Promise<void> {
+    return this.queue.drain();
   }
 
   /** Waits for every job queued so far, failed or not. */
-  async settled(): Promise<void> {
-    await this.queue;
+  settled(): Promise<void> {
+    return this.queue.settled();
   }
 }

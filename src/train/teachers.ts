@@ -1,19 +1,22 @@
 /**
- * The teacher pool: one teacher actor per group, holding stale copies of the OTHER groups' models.
+ * A group's teacher: one actor holding stale copies of the OTHER groups' models.
  *
- * For a batch of group i, teacher i runs one forward pass per other model and returns the average of their
+ * For a batch of group i, the teacher runs one forward pass per other model and returns the average of their
  * predictions: N-1 passes per batch, the least the method needs (disjoint data means every model must see every
- * other group's batch). Requests are issued one step ahead, so the teacher works while the student trains.
+ * other group's batch). Which snapshot of group j it uses at step s comes from the exchange's `published$(j)`
+ * through the exchange rule (`teacherSnapshot`); a snapshot is loaded into the actor once, when it is first used.
+ * The group's loop asks one step ahead, so the teacher works while the student trains.
  */
+import { firstValueFrom, forkJoin, of } from 'rxjs';
 import type { Config } from '../config/schema.js';
+import type { Exchange, Published } from '../exchange/exchange.js';
+import type { TeacherReply, TeacherRequest, TeacherTarget } from '../protocol.js';
 import { ActorClient } from '../util/actor.js';
+import { actorFile } from '../util/paths.js';
 import { batchBuffers, rowCopy } from '../workloads/batch.js';
 import type { Batch } from '../workloads/workload.js';
-import { actorFile } from '../util/paths.js';
-import type { TeacherTarget } from '../../actors/replica-messages.js';
-import type { TeacherReply, TeacherRequest } from '../../actors/teacher-messages.js';
-import type { Published, SnapshotBoard } from './board.js';
-import { distilledPositions } from './loss.js';
+import { teacherSnapshot } from '../../streams/teacher-snapshot.js';
+import { distilledPositions } from './schedule.js';
 
 export type TeacherClient = ActorClient<TeacherRequest, TeacherReply>;
 
@@ -29,47 +32,46 @@ export interface TeacherResult {
   snapshotSteps: number[];
 }
 
-export class TeacherPool {
-  /** loaded[i][j]: snapshot step of group j's model inside teacher i (-1: none). */
-  private readonly loaded: number[][];
+export class GroupTeacher {
+  /** loaded.get(j): the snapshot step of group j's model inside the actor. */
+  private readonly loaded = new Map<number, number>();
+  private readonly others: number[];
 
   private constructor(
+    private readonly group: number,
     private readonly config: Config,
-    private readonly actors: TeacherClient[],
-    private readonly board: SnapshotBoard,
+    private readonly actor: TeacherClient,
+    private readonly exchange: Exchange,
     private readonly positionsPerRow: number,
   ) {
-    const n = config.groups;
-    this.loaded = Array.from({ length: n }, () => new Array<number>(n).fill(-1));
+    this.others = [...Array(config.groups).keys()].filter((j) => j !== group);
   }
 
   /** `positionsPerRow`: positions a batch row predicts (the workload data's), for the distilled share of them. */
-  static async start(config: Config, classes: number, positionsPerRow: number, board: SnapshotBoard): Promise<TeacherPool> {
-    const actors = await Promise.all(
-      Array.from({ length: config.groups }, (_, g) => startTeacherActor(`teacher of group ${g}`, config, classes)),
-    );
-    return new TeacherPool(config, actors, board, positionsPerRow);
+  static async start(group: number, config: Config, classes: number, positionsPerRow: number, exchange: Exchange): Promise<GroupTeacher> {
+    const actor = await startTeacherActor(`teacher of group ${group}`, config, classes);
+    return new GroupTeacher(group, config, actor, exchange, positionsPerRow);
   }
 
-  /** The averaged prediction of the other groups' snapshots for group `group`'s batch at `step`. */
-  async predict(group: number, step: number, batch: Batch): Promise<TeacherResult> {
+  /** The averaged prediction of the other groups' snapshots for this group's batch at `step`. */
+  async predict(step: number, batch: Batch): Promise<TeacherResult> {
     const { mode, exchangeEvery, burnIn, loss, topK, positionFraction } = this.config.distill;
     const positions = distilledPositions(batch.rows, this.positionsPerRow, positionFraction, step);
     // Copy the batch now: its own buffers move to the student's replicas while we wait for snapshots.
     const copy = rowCopy(batch);
-    const others = [...Array(this.config.groups).keys()].filter((j) => j !== group);
-    const snapshots: Published[] = await Promise.all(others.map((j) => this.board.forStep(j, step, mode, exchangeEvery, burnIn)));
-    const actor = this.actors[group];
+    const snapshots: Published[] = await firstValueFrom(
+      forkJoin(this.others.map((j) => of(step).pipe(teacherSnapshot(this.exchange.published$(j), mode, exchangeEvery, burnIn)))),
+    );
     for (const s of snapshots) {
-      if (this.loaded[group][s.group] !== s.step) {
-        this.loaded[group][s.group] = s.step;
+      if (this.loaded.get(s.group) !== s.step) {
+        this.loaded.set(s.group, s.step);
         const weights = s.weights.slice();
         // Not awaited: the actor serves requests in order, so the predict below sees the load; a failed load fails
         // that predict too, which is where it is reported.
-        actor.request({ type: 'load', id: 0, slot: `g${s.group}`, weights }, 'ok', [weights.buffer]).catch(() => undefined);
+        this.actor.request({ type: 'load', id: 0, slot: `g${s.group}`, weights }, 'ok', [weights.buffer]).catch(() => undefined);
       }
     }
-    const reply = await actor.request(
+    const reply = await this.actor.request(
       {
         type: 'predict',
         id: 0,
@@ -86,6 +88,6 @@ export class TeacherPool {
   }
 
   async close(): Promise<void> {
-    await Promise.all(this.actors.map((a) => a.close()));
+    await this.actor.close();
   }
 }

@@ -19,11 +19,14 @@ function findRoot(): string {
 /** The package root (the folder holding package.json). */
 export const packageRoot: string = findRoot();
 
-/** Absolute path of a compiled actor module, e.g. `actorFile('reader')` -> <root>/dist/actors/reader.js. */
-export function actorFile(name: string): string {
-  const file = join(packageRoot, 'dist', 'actors', `${name}.js`);
+/** Absolute path of a compiled module of the package, e.g. `compiledFile('actors', 'reader')` -> <root>/dist/actors/reader.js. */
+export function compiledFile(...path: string[]): string {
+  const file = join(packageRoot, 'dist', ...path.slice(0, -1), `${path[path.length - 1]}.js`);
   if (!existsSync(file)) {
-    throw new Error(`codistill: ${file} is missing: run \`npm run build\` first (workers load compiled JavaScript)`);
+    throw new Error(`codistill: ${file} is missing: run \`npm run build\` first (workers and group processes load compiled JavaScript)`);
   }
   return file;
 }
+
+/** Absolute path of a compiled actor module, e.g. `actorFile('reader')` -> <root>/dist/actors/reader.js. */
+export const actorFile = (name: string): string => compiledFile('actors', name);

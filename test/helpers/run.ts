@@ -9,6 +9,7 @@ import { lmConfig } from '../../src/workloads/lm/config.js';
 import { ingest } from '../../src/workloads/lm/corpus/ingest.js';
 import { openSnapshotStore } from '../../src/store/index.js';
 import { loadLatestCheckpoint } from '../../src/train/checkpoints.js';
+import { runStoreOf } from '../../src/train/run-store.js';
 
 const fixtures = fileURLToPath(new URL('../fixtures/text', import.meta.url));
 
@@ -33,9 +34,9 @@ export async function tinyConfig(dir: string, name: string, set: string[] = []):
   });
 }
 
-/** Final weights of every group, read from the run's newest checkpoint. */
+/** Final weights of every group, read from the run's newest checkpoint (in its store: the run folder by default). */
 export async function finalWeights(runDir: string, config: Config): Promise<Float32Array[]> {
-  const store = await openSnapshotStore(join(runDir, 'checkpoints'));
+  const store = openSnapshotStore(runStoreOf(config, runDir).checkpoints);
   try {
     const c = await loadLatestCheckpoint(store, config);
     if (!c) throw new Error(`${runDir} has no checkpoint`);

@@ -25,7 +25,7 @@ import { pullEach } from '../../../../streams/pull-each.js';
 import { type DataCursor, type DataOrder, type GroupOrderSpec, type SpanPlanner, type TaskPosition, groupOrder } from './order.js';
 import { type FeedEvent, type ReaderFeed, type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
 import { widenBatch } from './windows.js';
-import type { ChunksReply } from '../../../../actors/reader-messages.js';
+import type { ChunksReply } from '../../../protocol.js';
 
 // The data side's front door: a run needs nothing else from src/data.
 export type { DataCursor } from './order.js';

@@ -11,7 +11,7 @@
  */
 import { MessageChannel, type MessagePort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { FeedSpec, FromReader, ServeRequest, ServeResult, ToReader } from '../../../../actors/reader-messages.js';
+import type { FeedSpec, FromReader, ServeRequest, ServeResult, ToReader } from '../../../protocol.js';
 import { actorFile } from '../../../util/paths.js';
 
 export class ReaderError extends Error {

@@ -1,0 +1,96 @@
+/**
+ * One group of a run whose groups a launcher places (a Kubernetes Indexed Job, a Slurm job step, one machine each),
+ * not a supervisor: `codistill train --group i`. The groups meet in the run's store (`store.url`: a shared
+ * directory or S3 across machines, LMDB on one machine), where the config the run was started with is recorded;
+ * a group that brings another config is refused. A group started again (its pod or job step rescheduled)
+ * continues from its newest checkpoint in the store. Each group evaluates its own model; the ensemble of all
+ * groups needs every model in one place, which only a supervised run has.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, workloadOf } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { Evaluator } from './evaluator.js';
+import type { EvalEvent, RunEvent } from './events.js';
+import { hostGroup } from './group-host.js';
+import { appendMetrics } from './metrics.js';
+import { claimRunConfig, runStoreOf } from './run-store.js';
+import { finishRun, runDirOf, runOf, type Run, type RunSummary } from './run.js';
+
+/** Environment variables through which common launchers number their tasks 0..N-1. */
+export const GROUP_INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'SLURM_PROCID'] as const;
+
+/**
+ * The group this process trains: `flag` when it is a number, else (flag `true`: `--group` without a value) the
+ * first launcher variable set in `env`. Errors name what was missing or out of range.
+ */
+export function groupIndexOf(flag: string | true, groups: number, env: NodeJS.ProcessEnv = process.env): number {
+  let raw: string | undefined;
+  let source: string;
+  if (flag === true) {
+    const name = GROUP_INDEX_VARIABLES.find((v) => env[v] !== undefined && env[v] !== '');
+    if (!name) {
+      throw new ConfigError(`--group without an index needs ${GROUP_INDEX_VARIABLES.join(' or ')} in the environment (set by Kubernetes Indexed Jobs and Slurm)`);
+    }
+    raw = env[name];
+    source = name;
+  } else {
+    raw = flag;
+    source = '--group';
+  }
+  const index = Number(raw);
+  if (!Number.isInteger(index) || index < 0 || index >= groups) {
+    throw new ConfigError(`${source}=${raw}: a group index must be an integer from 0 to ${groups - 1} (the run has groups=${groups})`);
+  }
+  return index;
+}
+
+export interface GroupRunOptions {
+  config: Config;
+  group: number;
+}
+
+/** Trains group `group` of the run in `config.store.url`; the Run's events are this group's. */
+export function startGroupRun(o: GroupRunOptions): Run {
+  const runDir = runDirOf(o.config);
+  return runOf(runDir, (emit) => executeGroup(o, runDir, emit));
+}
+
+async function executeGroup({ config, group }: GroupRunOptions, runDir: string, emit: (e: RunEvent) => void): Promise<RunSummary> {
+  const workload = workloadOf(config);
+  const started = Date.now();
+  mkdirSync(runDir, { recursive: true });
+  writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  const metrics = appendMetrics(join(runDir, `metrics-group-${group}.jsonl`), emit);
+  const log = metrics.emit;
+  const evals: EvalEvent[] = [];
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    await claimRunConfig(runStoreOf(config, runDir), config);
+    let evaluator: Evaluator | undefined;
+    const hosted = await hostGroup({
+      config,
+      runDir,
+      group,
+      from: 'newest',
+      emit: log,
+      evaluate: (g, step, weights) => evaluator?.submit(g, step, weights),
+    });
+    closers.push(() => hosted.close());
+    evaluator = await Evaluator.start(config, hosted.data, workload.metrics, (e) => {
+      evals.push(e);
+      log(e);
+    }, [group]);
+    closers.push(() => evaluator!.close());
+    const { trainer, from: fromStep } = hosted;
+    log({ type: 'start', runId: runDir, runDir, backend: trainer.backend, parameters: trainer.parameters, unit: workload.unit, config, fromStep, time: Date.now() });
+    const trainingStarted = Date.now();
+    await trainer.run();
+    const trainingSeconds = (Date.now() - trainingStarted) / 1000;
+    await evaluator.drain();
+    return finishRun({ config, runDir, started, trainingSeconds, fromStep, groups: 1, evals, data: hosted.data, log });
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    await metrics.close();
+  }
+}

@@ -1,0 +1,218 @@
+/**
+ * One group's training loop (Algorithm 1 of Anil et al. 2018, for group i), the unit a supervisor places in a thread
+ * of its own process, in a child process, or alone on a machine:
+ *
+ *   every step s:
+ *     batch    <- the next batch of group i's shards             (the data stream, pulled one step ahead)
+ *     teacher  <- mean over j != i of F(theta_j at its exchanged snapshot, batch)   (the group's teacher actor)
+ *     alpha    <- 0 during burn-in, then distill.alpha (optionally ramped)
+ *     theta_i  <- theta_i - lr * grad[ task(y, F(theta_i, x)) + alpha * distill(teacher, F(theta_i, x)) ]
+ *     every distill.exchangeEvery steps: publish theta_i to the exchange
+ *     every eval.every steps: hand theta_i to the evaluator (off the critical path)
+ *     every checkpoint.every steps: write group i's checkpoint (off the critical path)
+ *
+ * The loop reads streams: batches come from the workload's stream through `pullEach` (one batch per demand, so
+ * the readers never run ahead of training by more than the step prepared in advance), and each batch's teacher
+ * target comes from the other groups' snapshots on the exchange's `published$`, chosen by the exchange rule.
+ */
+import { map, startWith, Subject, take } from 'rxjs';
+import type { Config } from '../config/schema.js';
+import type { Exchange, Published } from '../exchange/exchange.js';
+import { Group } from '../group/group.js';
+import type { SnapshotStore } from '../store/snapshot.js';
+import type { TrainBatch, TrainStream, WorkloadData } from '../workloads/workload.js';
+import { eachValue } from '../../streams/each-value.js';
+import { pullEach } from '../../streams/pull-each.js';
+import { CheckpointWriter, loadCheckpoint } from './checkpoints.js';
+import type { CheckpointEvent, ExchangeEvent, StepEvent } from './events.js';
+import { distillWeight, exchangeDue, learningRate, periodicDue } from './schedule.js';
+import { GroupTeacher, type TeacherResult } from './teachers.js';
+
+/** Each group starts from its own initialisation. */
+export const groupSeed = (seed: number, group: number): number => (seed * 7919 + group * 104729) >>> 0;
+
+/** Whether a run's groups teach each other at all (more than one group, alpha > 0, and steps after burn-in). */
+export const distilling = (config: Config): boolean =>
+  config.groups > 1 && config.distill.alpha > 0 && config.distill.burnIn < config.steps;
+
+export interface GroupTrainerOptions {
+  config: Config;
+  group: number;
+  /** Stamped into the checkpoints' headers. */
+  runId: string;
+  /** The workload's data, opened by the host (one per process). */
+  data: WorkloadData;
+  exchange: Exchange;
+  /** The run's checkpoint store (shared by the groups of one process). */
+  checkpoints: SnapshotStore;
+  /** The step of this group's checkpoint to continue from; undefined starts from the initialisation. */
+  from?: number;
+  emit: (e: StepEvent | ExchangeEvent | CheckpointEvent) => void;
+  /** Receives the group's weights at each evaluation step (the evaluator gathers every group's). */
+  evaluate: (group: number, step: number, weights: Float32Array) => void;
+  /** Fault injection: make a replica throw at a step (tests, the fault-injection suite). */
+  faults?: { replica: number; atStep: number }[];
+}
+
+interface PreparedStep {
+  step: number;
+  batch: TrainBatch;
+  /** Started as soon as the batch arrives, awaited when the step begins. */
+  teacher?: Promise<TeacherResult>;
+}
+
+const STOPPED = Symbol('stopped');
+
+export class GroupTrainer {
+  private stopping = false;
+  private wakeStop: () => void = () => undefined;
+  /** Settles when `stop` is called: a step waiting for its teacher target (a group that died) gives up then. */
+  private readonly stopped = new Promise<typeof STOPPED>((resolve) => (this.wakeStop = () => resolve(STOPPED)));
+
+  private constructor(
+    private readonly o: GroupTrainerOptions,
+    private readonly model: Group,
+    private readonly teacher: GroupTeacher | undefined,
+    private readonly stream: TrainStream,
+    private readonly checkpoints: CheckpointWriter,
+    private readonly from: number,
+    /** The snapshot of this group the others' teachers use now (recorded in each checkpoint). */
+    private published: Published,
+  ) {}
+
+  /** Starts the group's replicas and teacher, restores its checkpoint, and publishes the snapshot it serves. */
+  static async start(o: GroupTrainerOptions): Promise<GroupTrainer> {
+    const { config, group: g, data } = o;
+    const resumed = o.from !== undefined ? await loadCheckpoint(o.checkpoints, g, o.from) : undefined;
+    const { classes, positionsPerRow } = data;
+    const model = await Group.start({ group: g, replicas: config.replicas, config, classes, seed: groupSeed(config.seed, g) });
+    const closers: (() => Promise<void>)[] = [() => model.close()];
+    try {
+      for (const f of o.faults ?? []) await model.injectFault(f.replica, f.atStep);
+      if (resumed) await model.setState(resumed.state);
+      const published = resumed?.published ?? { group: g, step: 0, weights: (await model.state(false)).weights };
+      await o.exchange.publish(g, published.step, published.weights);
+      const teacher = distilling(config) ? await GroupTeacher.start(g, config, classes, positionsPerRow, o.exchange) : undefined;
+      if (teacher) closers.push(() => teacher.close());
+      const stream = data.openStream({
+        group: g,
+        groups: config.groups,
+        sameData: config.distill.sameData,
+        batch: config.optim.batch,
+        seed: config.seed,
+        cursor: resumed?.cursor,
+      });
+      const checkpoints = new CheckpointWriter(o.checkpoints, config, o.runId, g, o.emit);
+      return new GroupTrainer(o, model, teacher, stream, checkpoints, o.from ?? 0, published);
+    } catch (err) {
+      for (const close of closers.reverse()) await close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  get backend(): string {
+    return this.model.backend;
+  }
+
+  get parameters(): number {
+    return this.model.parameters;
+  }
+
+  /**
+   * Asks the loop to end early with a checkpoint of the steps done: after the step it is in, or at once when it is
+   * waiting for a teacher target (whose snapshot may never come, when the group that owes it has died).
+   */
+  stop(): void {
+    this.stopping = true;
+    this.wakeStop();
+  }
+
+  /** Trains from the start step to `config.steps` (or until `stop`); resolves with the steps done by then. */
+  async run(): Promise<number> {
+    const { config, group: g, data } = this.o;
+    const { positionsPerRow, classes } = data;
+    const demand$ = new Subject<void>();
+    const steps$ = demand$.pipe(
+      startWith(undefined),
+      pullEach(() => this.stream.next()),
+      take(config.steps - this.from),
+      map((batch, i): PreparedStep => this.prepare(this.from + i, batch)),
+    );
+    let done = this.from;
+    let checkpointed = this.from;
+    let last: TrainBatch | undefined;
+    let t0 = performance.now();
+    for await (const { step: s, batch, teacher } of eachValue(steps$)) {
+      // The next step's batch and teacher target are made while this step trains.
+      if (s + 1 < config.steps && !this.stopping) demand$.next();
+      const tw = performance.now();
+      const target = teacher ? await Promise.race([teacher, this.stopped]) : undefined;
+      if (target === STOPPED) break;
+      const teacherWaitMs = performance.now() - tw;
+      const alpha = target ? distillWeight(s, config.distill) : 0;
+      const lr = learningRate(config.optim, s, config.steps);
+
+      const continues = batch.continues && s > this.from;
+      const r = await this.model.step({ step: s, lr, alpha, batch, continues, positionsPerRow, classes, teacher: target?.target });
+
+      done = s + 1;
+      last = batch;
+      this.o.emit({
+        type: 'step',
+        group: g,
+        step: done,
+        loss: r.loss,
+        taskLoss: r.taskLoss,
+        distillLoss: r.distillLoss,
+        alpha,
+        lr,
+        gradNorm: r.gradNorm,
+        positions: batch.rows * positionsPerRow,
+        ms: performance.now() - t0,
+        computeMs: r.computeMs,
+        reduceMs: r.reduceMs,
+        teacherWaitMs,
+        staleness: target ? s - Math.min(...target.snapshotSteps) : undefined,
+        time: Date.now(),
+      });
+      t0 = performance.now();
+
+      const publish = config.groups > 1 && exchangeDue(done, config.distill.exchangeEvery, config.distill.burnIn);
+      const evaluate = periodicDue(done, config.eval.every, config.steps);
+      const checkpoint = periodicDue(done, config.checkpoint.every, config.steps) || this.stopping;
+      if (publish || evaluate || checkpoint) await this.afterStep(done, batch, { publish, evaluate, checkpoint });
+      if (checkpoint) checkpointed = done;
+      if (this.stopping) break;
+    }
+    if (last && checkpointed !== done) await this.afterStep(done, last, { publish: false, evaluate: false, checkpoint: true });
+    await this.checkpoints.drain();
+    return done;
+  }
+
+  async close(): Promise<void> {
+    await this.checkpoints.settled();
+    await this.stream.close().catch(() => undefined);
+    await this.teacher?.close().catch(() => undefined);
+    await this.model.close();
+  }
+
+  /** A step's batch and, when distillation is on at that step, its teacher target (already on its way). */
+  private prepare(step: number, batch: TrainBatch): PreparedStep {
+    const teacher = this.teacher && distillWeight(step, this.o.config.distill) > 0 ? this.teacher.predict(step, batch) : undefined;
+    // A target that is never awaited (the run failed or stopped first) must not become an unhandled rejection.
+    teacher?.catch(() => undefined);
+    return { step, batch, teacher };
+  }
+
+  private async afterStep(done: number, batch: TrainBatch, due: { publish: boolean; evaluate: boolean; checkpoint: boolean }): Promise<void> {
+    const g = this.o.group;
+    const state = await this.model.state(due.checkpoint);
+    if (due.publish) {
+      await this.o.exchange.publish(g, done, state.weights);
+      this.published = { group: g, step: done, weights: state.weights };
+      this.o.emit({ type: 'exchange', group: g, step: done, time: Date.now() });
+    }
+    if (due.evaluate) this.o.evaluate(g, done, state.weights.slice());
+    if (due.checkpoint) this.checkpoints.submit(done, { state, cursor: batch.cursor, published: this.published });
+  }
+}
