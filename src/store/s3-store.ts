@@ -51,6 +51,8 @@ type Sdk = typeof import('@aws-sdk/client-s3');
 let sdk: Promise<Sdk> | undefined;
 /** Reads of an unreadable manifest before it counts as damaged (see `manifest`). */
 const MANIFEST_READS = 5;
+/** Reads of an object whose response failed midway before the failure counts (see `getObject`). */
+const READS = 4;
 
 const loadSdk = (): Promise<Sdk> => {
   // The pinned SDK supports Node 20; its warning on every process that Node 22 will be needed by SDK versions
@@ -439,16 +441,25 @@ export class S3SnapshotStore implements SnapshotStore {
     return new SnapshotError('io', `${this.label(key)}: ${doing} failed (${detail})`, { cause: e });
   }
 
-  /** The object's bytes (or its first `length` bytes) and ETag; undefined when there is no such key. */
+  /**
+   * The object's bytes (or its first `length` bytes) and ETag; undefined when there is no such key. The SDK retries
+   * a failed request, but not a response body cut short (a reset connection, a server that aborts the stream):
+   * those are read again, up to `READS` times in all, before the error counts.
+   */
   private async getObject(key: string, length?: number): Promise<{ bytes: Buffer; etag?: string } | undefined> {
     const { sdk, client } = await this.connect();
-    try {
-      const range = length === undefined ? undefined : `bytes=0-${length - 1}`;
-      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.address.bucket, Key: key, Range: range }));
-      return { bytes: await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength), etag: out.ETag };
-    } catch (e) {
-      if (isNoSuchKey(e)) return undefined;
-      throw this.failure(e, key, 'reading');
+    const range = length === undefined ? undefined : `bytes=0-${length - 1}`;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.address.bucket, Key: key, Range: range }));
+        return { bytes: await readBody(out.Body as AsyncIterable<Uint8Array>, out.ContentLength), etag: out.ETag };
+      } catch (e) {
+        if (isNoSuchKey(e)) return undefined;
+        const status = httpStatus(e);
+        const transient = !isNoSuchBucket(e) && (status === undefined || status >= 500);
+        if (!transient || attempt >= READS) throw this.failure(e, key, 'reading');
+        await delay(25 * attempt);
+      }
     }
   }
 
