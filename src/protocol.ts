@@ -297,8 +297,8 @@ export type ToGroupProcess =
       from?: number;
       faults?: { replica: number; atStep: number }[];
     }
-  /** Write a checkpoint after the current step and end the run early. */
-  | { type: 'stop' };
+  /** End the run early with a checkpoint: after step `at`, or (no `at`) after the current step. */
+  | { type: 'stop'; at?: number };
 
 export type FromGroupProcess =
   | { type: 'ready'; backend: string; parameters: number }

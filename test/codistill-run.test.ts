@@ -60,6 +60,22 @@ t.test('a run that fails mid-way and resumes ends bitwise identical to one never
   const [w1, w2] = [await finalWeights(reference.runDir, whole), await finalWeights(resumed.runDir, broken)];
   t.ok(w1.every((w, g) => sameBits(w, w2[g])), 'resumed run = uninterrupted run, bit for bit');
   t.same(resumed.losses, reference.losses, 'and the same final validation losses');
+
+  // Stopped through the API while training: every group checkpoints where it is, and a resume continues from there.
+  const paused = await tinyConfig(dir, 'paused', settings);
+  const run = startRun({ config: paused });
+  run.events$.subscribe((e) => {
+    if (e.type === 'step' && e.group === 0 && e.step === 5) void run.stop();
+  });
+  const stopped = await run.done;
+  t.ok(stopped.stopped && stopped.steps >= 5 && stopped.steps < 12, `stop() ended the run early, at step ${stopped.steps}`);
+  const log = readMetrics(join(dir, 'paused', 'metrics.jsonl'));
+  t.same(log.at(-1), { ...log.at(-1), type: 'stopped', step: stopped.steps, resumesAt: stopped.steps }, 'every group stopped and checkpointed at the same step');
+  t.notOk(log.some((e) => e.type === 'done'));
+  const continued = await train({ config: paused, resume: join(dir, 'paused') });
+  const w3 = await finalWeights(continued.runDir, paused);
+  t.ok(continued.steps === 12 && !continued.stopped);
+  t.ok(w1.every((w, g) => sameBits(w, w3[g])), 'stopped, then resumed = uninterrupted, bit for bit');
 });
 
 t.test('a diverging run stops with a clear error and keeps its earlier checkpoints intact', async (t) => {

@@ -12,7 +12,7 @@ import { validateConfig } from '../config/load.js';
 import { startRun, type RunSummary } from '../train/run.js';
 import { formatTable } from '../util/table.js';
 import { ensureData } from './ingest.js';
-import { watchRun } from './train.js';
+import { watchRun } from '../train/watch.js';
 
 export interface StartResult {
   codistill: RunSummary;
@@ -54,12 +54,12 @@ export async function startCommand(config: Config): Promise<StartResult> {
   const main = { ...config, name };
 
   const run = startRun({ config: main });
-  watchRun(run.events$, main, 'codistill');
+  watchRun(run.events$, main, { label: 'codistill' });
   const codistill = await run.done;
 
   const base = baselineConfig(main);
   const baselineRun = startRun({ config: base });
-  watchRun(baselineRun.events$, base, 'baseline');
+  watchRun(baselineRun.events$, base, { label: 'baseline' });
   const baseline = await baselineRun.done;
 
   const result = { codistill, baseline };

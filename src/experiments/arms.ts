@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { ConfigError, merge, validateConfig, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ensureData } from '../commands/ingest.js';
-import { watchRun } from '../commands/train.js';
+import { watchRun } from '../train/watch.js';
 import { startRun } from '../train/run.js';
 import { duration } from '../util/progress.js';
 import { type Curve, readCurve } from './curves.js';
@@ -106,7 +106,7 @@ export async function runArms(arms: readonly Arm[], opts: RunArmsOptions): Promi
       const pct = Math.round((100 * doneCost) / total);
       write(`${head}: ${exists ? 'resuming from its newest checkpoint' : 'starting'} (${pct}% of the queued arms' work done${eta})`);
       const run = startRun({ config, resume: exists ? dir : undefined });
-      watchRun(run.events$, config, `arm ${i + 1}/${count}`);
+      watchRun(run.events$, config, { label: `arm ${i + 1}/${count}` });
       await run.done;
       spentCost += cost(config);
       curve = readCurve(metrics);

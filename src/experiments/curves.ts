@@ -72,6 +72,8 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
         break;
       case 'exchange':
       case 'checkpoint':
+      case 'restart':
+      case 'stopped':
       case 'error':
         break;
     }

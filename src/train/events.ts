@@ -98,10 +98,21 @@ export interface DoneEvent {
   time: number;
 }
 
+/** The run was stopped before its last step (`Run.stop`). */
+export interface StoppedEvent {
+  type: 'stopped';
+  /** The newest step every group reached. */
+  step: number;
+  /** The newest step every group has a checkpoint of, where a resume continues (the same step, normally). */
+  resumesAt: number;
+  seconds: number;
+  time: number;
+}
+
 export interface ErrorEvent {
   type: 'error';
   message: string;
   time: number;
 }
 
-export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | RestartEvent | DoneEvent | ErrorEvent;
+export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | RestartEvent | DoneEvent | StoppedEvent | ErrorEvent;

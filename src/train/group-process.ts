@@ -15,7 +15,8 @@ const send = (m: FromGroupProcess): Promise<void> =>
   });
 
 let hosted: HostedGroup | undefined;
-let stopAsked = false;
+/** The step `stop` asked for, kept for a stop that arrives while the group is still starting. */
+let stopAt: number | undefined;
 
 async function start(m: Extract<ToGroupProcess, { type: 'start' }>): Promise<void> {
   try {
@@ -28,7 +29,7 @@ async function start(m: Extract<ToGroupProcess, { type: 'start' }>): Promise<voi
       emit: (event) => void send({ type: 'event', event }),
       evaluate: (_group, step, weights) => void send({ type: 'evaluate', step, weights }),
     });
-    if (stopAsked) hosted.trainer.stop();
+    if (stopAt !== undefined) hosted.trainer.stop(stopAt);
     await send({ type: 'ready', backend: hosted.trainer.backend, parameters: hosted.trainer.parameters });
     const steps = await hosted.trainer.run();
     await hosted.close();
@@ -44,8 +45,8 @@ async function start(m: Extract<ToGroupProcess, { type: 'start' }>): Promise<voi
 process.on('message', (m: ToGroupProcess) => {
   if (m.type === 'start') void start(m);
   else if (m.type === 'stop') {
-    stopAsked = true;
-    hosted?.trainer.stop();
+    stopAt = Math.min(stopAt ?? Infinity, m.at ?? 0);
+    hosted?.trainer.stop(stopAt);
   }
 });
 // The supervisor is gone: nobody would read what this process does next.

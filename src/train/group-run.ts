@@ -15,7 +15,7 @@ import type { EvalEvent, RunEvent } from './events.js';
 import { hostGroup } from './group-host.js';
 import { appendMetrics } from './metrics.js';
 import { claimRunConfig, runStoreOf } from './run-store.js';
-import { finishRun, runDirOf, runOf, type Run, type RunSummary } from './run.js';
+import { finishRun, runDirOf, runOf, type Run, type RunSummary, type StopControl } from './run.js';
 
 /** Environment variables through which common launchers number their tasks 0..N-1. */
 export const GROUP_INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'SLURM_PROCID'] as const;
@@ -53,10 +53,10 @@ export interface GroupRunOptions {
 /** Trains group `group` of the run in `config.store.url`; the Run's events are this group's. */
 export function startGroupRun(o: GroupRunOptions): Run {
   const runDir = runDirOf(o.config);
-  return runOf(runDir, (emit) => executeGroup(o, runDir, emit));
+  return runOf(runDir, (emit, stop) => executeGroup(o, runDir, emit, stop));
 }
 
-async function executeGroup({ config, group }: GroupRunOptions, runDir: string, emit: (e: RunEvent) => void): Promise<RunSummary> {
+async function executeGroup({ config, group }: GroupRunOptions, runDir: string, emit: (e: RunEvent) => void, stop: StopControl): Promise<RunSummary> {
   const workload = workloadOf(config);
   const started = Date.now();
   mkdirSync(runDir, { recursive: true });
@@ -85,10 +85,12 @@ async function executeGroup({ config, group }: GroupRunOptions, runDir: string, 
     const { trainer, from: fromStep } = hosted;
     log({ type: 'start', runId: runDir, runDir, backend: trainer.backend, parameters: trainer.parameters, unit: workload.unit, config, fromStep, time: Date.now() });
     const trainingStarted = Date.now();
-    await trainer.run();
+    stop.onStop(() => trainer.stop());
+    const reached = await trainer.run();
     const trainingSeconds = (Date.now() - trainingStarted) / 1000;
     await evaluator.drain();
-    return finishRun({ config, runDir, started, trainingSeconds, fromStep, groups: 1, evals, data: hosted.data, log });
+    const resumesAt = (await hosted.checkpoints.latest(group))?.step;
+    return finishRun({ config, runDir, started, trainingSeconds, fromStep, reached, resumesAt, groups: 1, evals, data: hosted.data, log });
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await metrics.close();

@@ -64,7 +64,8 @@ interface PreparedStep {
 const STOPPED = Symbol('stopped');
 
 export class GroupTrainer {
-  private stopping = false;
+  /** The step after which the loop checkpoints and returns (`stop`); Infinity: it trains to config.steps. */
+  private stopAt = Infinity;
   private wakeStop: () => void = () => undefined;
   /** Settles when `stop` is called: a step waiting for its teacher target (a group that died) gives up then. */
   private readonly stopped = new Promise<typeof STOPPED>((resolve) => (this.wakeStop = () => resolve(STOPPED)));
@@ -119,11 +120,12 @@ export class GroupTrainer {
   }
 
   /**
-   * Asks the loop to end early with a checkpoint of the steps done: after the step it is in, or at once when it is
-   * waiting for a teacher target (whose snapshot may never come, when the group that owes it has died).
+   * Asks the loop to end early with a checkpoint: after step `at` (the supervisor's common stopping point, so every
+   * group checkpoints the same step), or, without `at`, after the step it is in, or at once when it is waiting for a
+   * teacher target (whose snapshot may never come, when the group that owes it has died).
    */
-  stop(): void {
-    this.stopping = true;
+  stop(at = 0): void {
+    this.stopAt = Math.min(this.stopAt, at);
     this.wakeStop();
   }
 
@@ -144,10 +146,13 @@ export class GroupTrainer {
     let t0 = performance.now();
     for await (const { step: s, batch, teacher } of eachValue(steps$)) {
       // The next step's batch and teacher target are made while this step trains.
-      if (s + 1 < config.steps && !this.stopping) demand$.next();
+      if (s + 1 < Math.min(config.steps, this.stopAt)) demand$.next();
       const tw = performance.now();
-      const target = teacher ? await Promise.race([teacher, this.stopped]) : undefined;
-      if (target === STOPPED) break;
+      let target = teacher ? await Promise.race([teacher, this.stopped]) : undefined;
+      if (target === STOPPED) {
+        if (done >= this.stopAt) break;
+        target = await teacher; // stopping later than this step: its target will come
+      }
       const teacherWaitMs = performance.now() - tw;
       const alpha = target ? distillWeight(s, config.distill) : 0;
       const lr = learningRate(config.optim, s, config.steps);
@@ -179,10 +184,10 @@ export class GroupTrainer {
 
       const publish = config.groups > 1 && exchangeDue(done, config.distill.exchangeEvery, config.distill.burnIn);
       const evaluate = periodicDue(done, config.eval.every, config.steps);
-      const checkpoint = periodicDue(done, config.checkpoint.every, config.steps) || this.stopping;
+      const checkpoint = periodicDue(done, config.checkpoint.every, config.steps) || done >= this.stopAt;
       if (publish || evaluate || checkpoint) await this.afterStep(done, batch, { publish, evaluate, checkpoint });
       if (checkpoint) checkpointed = done;
-      if (this.stopping) break;
+      if (done >= this.stopAt) break;
     }
     if (last && checkpointed !== done) await this.afterStep(done, last, { publish: false, evaluate: false, checkpoint: true });
     await this.checkpoints.drain();

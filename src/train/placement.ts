@@ -26,10 +26,10 @@ export interface PlacedGroup {
   readonly group: number;
   readonly backend: string;
   readonly parameters: number;
-  /** Trains to the end (or to `stop`); rejects with a RunError when the group fails for good. */
-  run(): Promise<void>;
-  /** Asks the group to end early with a checkpoint of the steps it has done. */
-  stop(): void;
+  /** Trains to the end (or to `stop`), resolving with the steps done; rejects with a RunError when the group fails for good. */
+  run(): Promise<number>;
+  /** Asks the group to end early with a checkpoint: after step `at`, or after the step it is in. */
+  stop(at?: number): void;
   close(): Promise<void>;
 }
 
@@ -101,8 +101,8 @@ async function threadGroup(ctx: PlacementContext, g: number, exchange: Exchange)
     group: g,
     backend: trainer.backend,
     parameters: trainer.parameters,
-    run: () => trainer.run().then(() => undefined),
-    stop: () => trainer.stop(),
+    run: () => trainer.run(),
+    stop: (at) => trainer.stop(at),
     close: () => trainer.close(),
   };
 }
@@ -121,6 +121,7 @@ class GroupProcess implements PlacedGroup {
   private readonly passed = { step: 0, exchange: -1, checkpoint: -1, evaluate: -1 };
   private readonly killsLeft: number[];
   private stopping = false;
+  private stopAt: number | undefined;
   private closed = false;
 
   private constructor(
@@ -142,10 +143,10 @@ class GroupProcess implements PlacedGroup {
 
   private attempt!: Attempt;
 
-  async run(): Promise<void> {
+  async run(): Promise<number> {
     for (;;) {
       const end = await this.attempt.ended;
-      if (end.done) return;
+      if (end.done) return end.steps;
       if (this.closed) throw new RunError(`group ${this.group}'s process ${end.how}`);
       const limit = this.ctx.config.placement.restarts;
       // A group that reported its own failure (bad data, a NaN loss) would fail the same way again: only a process
@@ -162,9 +163,10 @@ class GroupProcess implements PlacedGroup {
     }
   }
 
-  stop(): void {
+  stop(at?: number): void {
     this.stopping = true;
-    this.send({ type: 'stop' });
+    this.stopAt = Math.min(this.stopAt ?? Infinity, at ?? 0);
+    this.send({ type: 'stop', at: this.stopAt });
   }
 
   async close(): Promise<void> {
@@ -196,6 +198,7 @@ class GroupProcess implements PlacedGroup {
     this.child = child;
     let message = '';
     let done = false;
+    let steps = 0;
     const ready = new Promise<{ backend: string; parameters: number }>((resolve, reject) => {
       child.on('message', (m: FromGroupProcess) => {
         switch (m.type) {
@@ -213,6 +216,7 @@ class GroupProcess implements PlacedGroup {
             break;
           case 'done':
             done = true;
+            steps = m.steps;
             break;
           case 'failed':
             message = m.message;
@@ -223,11 +227,11 @@ class GroupProcess implements PlacedGroup {
     });
     ready.catch(() => undefined);
     const ended = new Promise<AttemptEnd>((resolve) =>
-      child.once('exit', (code, signal) => resolve({ done: done && code === 0, how: ending(code, signal), message })),
+      child.once('exit', (code, signal) => resolve({ done: done && code === 0, steps, how: ending(code, signal), message })),
     );
     const faults = faultsOf(this.ctx, this.group).map(({ replica, atStep }) => ({ replica, atStep }));
     child.send({ type: 'start', config, runDir, group: this.group, from, faults } satisfies ToGroupProcess);
-    if (this.stopping) child.send({ type: 'stop' } satisfies ToGroupProcess);
+    if (this.stopping) child.send({ type: 'stop', at: this.stopAt } satisfies ToGroupProcess);
     return { ready, ended };
   }
 
@@ -245,6 +249,7 @@ class GroupProcess implements PlacedGroup {
 
 interface AttemptEnd {
   done: boolean;
+  steps: number;
   how: string;
   message: string;
 }

@@ -39,7 +39,10 @@ export interface TrainOptions {
 }
 export interface RunSummary {
   runDir: string;
+  /** The steps every group has done: config.steps, or fewer when the run was stopped. */
   steps: number;
+  /** Whether `stop` ended the run before config.steps (it resumes from its checkpoints). */
+  stopped: boolean;
   seconds: number;
   /** Final validation loss per group, and of the ensemble of all groups. */
   losses: number[];
@@ -61,6 +64,18 @@ export interface Run {
   readonly events$: Observable<RunEvent>;
   /** Resolves with the summary when training ends; rejects with a RunError naming the failing actor. */
   readonly done: Promise<RunSummary>;
+  /**
+   * Ends the run early: every group finishes the step it is in, writes a checkpoint and stops. Resolves with the
+   * summary (`stopped: true`, `steps` the newest step every group has); `resume` continues from there.
+   */
+  stop(): Promise<RunSummary>;
+}
+
+/** How a run's work learns that `stop` was called. */
+export interface StopControl {
+  readonly requested: boolean;
+  /** Calls `f` once a stop is asked for (at once if it already was). */
+  onStop(f: () => void): void;
 }
 
 export function runDirOf(config: Config): string {
@@ -70,13 +85,24 @@ export function runDirOf(config: Config): string {
 
 export function startRun(opts: TrainOptions): Run {
   const runDir = opts.resume ? resolve(opts.resume) : runDirOf(opts.config);
-  return runOf(runDir, (emit) => execute(opts, runDir, emit));
+  return runOf(runDir, (emit, stop) => execute(opts, runDir, emit, stop));
 }
 
 /** A Run whose events are what `work` emits, ending with an `error` event when it fails. */
-export function runOf(runDir: string, work: (emit: (e: RunEvent) => void) => Promise<RunSummary>): Run {
+export function runOf(runDir: string, work: (emit: (e: RunEvent) => void, stop: StopControl) => Promise<RunSummary>): Run {
   const events = new ReplaySubject<RunEvent>();
-  const done = work((e) => events.next(e)).then(
+  let requested = false;
+  const waiting: (() => void)[] = [];
+  const control: StopControl = {
+    get requested() {
+      return requested;
+    },
+    onStop(f) {
+      if (requested) f();
+      else waiting.push(f);
+    },
+  };
+  const done = work((e) => events.next(e), control).then(
     (summary) => {
       events.complete();
       return summary;
@@ -87,10 +113,17 @@ export function runOf(runDir: string, work: (emit: (e: RunEvent) => void) => Pro
       throw err;
     },
   );
-  return { runDir, events$: events.asObservable(), done };
+  const stop = () => {
+    if (!requested) {
+      requested = true;
+      for (const f of waiting.splice(0)) f();
+    }
+    return done;
+  };
+  return { runDir, events$: events.asObservable(), done, stop };
 }
 
-async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) => void): Promise<RunSummary> {
+async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) => void, stop: StopControl): Promise<RunSummary> {
   const config = opts.config;
   const n = config.groups;
   const workload = workloadOf(config);
@@ -119,13 +152,18 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
     });
     closers.push(() => evaluator.close());
 
+    // The newest step each group has reported: a stop asks every group to stop at the same step.
+    const reached = new Array<number>(n).fill(from ?? 0);
     const placement = await placeGroups({
       config,
       runDir,
       from,
       data,
       checkpoints,
-      emit: log,
+      emit: (e) => {
+        if (e.type === 'step') reached[e.group] = e.step;
+        log(e);
+      },
       evaluate: (g, step, weights) => evaluator.submit(g, step, weights),
       faults: opts.faults,
       kills: opts.kills,
@@ -136,6 +174,11 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
     log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, unit: workload.unit, config, fromStep: startStep, time: Date.now() });
 
     const trainingStarted = Date.now();
+    // Every group stops after the step the furthest one is in, so they all checkpoint that same step.
+    stop.onStop(() => {
+      const at = Math.min(config.steps, Math.max(...reached) + 1);
+      for (const g of groups) g.stop(at);
+    });
     // A group that fails for good stops the others, each with a checkpoint of what it has done; the first failure
     // is what the run reports.
     const ends = await Promise.allSettled(
@@ -150,15 +193,19 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
     if (failed) throw failed.reason;
     const trainingSeconds = (Date.now() - trainingStarted) / 1000;
     await evaluator.drain();
-
-    return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, groups: n, evals, data, log });
+    const steps = Math.min(...ends.map((e) => (e as PromiseFulfilledResult<number>).value));
+    const resumesAt = steps < config.steps ? await checkpoints.latestCommonStep(n) : undefined;
+    return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, reached: steps, resumesAt, groups: n, evals, data, log });
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
     await stopMetrics.close();
   }
 }
 
-/** Logs the `done` event and sums the run up: the last evaluation's losses, the training throughput. */
+/**
+ * Logs the `done` event (or `stopped`, for a run stopped early) and sums the run up: the last evaluation's losses,
+ * the training throughput.
+ */
 export function finishRun(r: {
   config: Config;
   runDir: string;
@@ -166,6 +213,10 @@ export function finishRun(r: {
   started: number;
   trainingSeconds: number;
   fromStep: number;
+  /** The newest step every group trained here reached (config.steps unless stopped early). */
+  reached: number;
+  /** Stopped early: the checkpoint step a resume continues from. */
+  resumesAt?: number;
   /** How many groups trained here. */
   groups: number;
   evals: EvalEvent[];
@@ -175,14 +226,17 @@ export function finishRun(r: {
   const { config, evals } = r;
   const last = evals[evals.length - 1];
   const seconds = (Date.now() - r.started) / 1000;
-  const positions = (config.steps - r.fromStep) * r.groups * config.optim.batch * r.data.positionsPerRow;
+  const positions = (r.reached - r.fromStep) * r.groups * config.optim.batch * r.data.positionsPerRow;
   const losses = last?.losses ?? [];
   // The ensemble of one model is no ensemble: a group evaluated alone reports none.
   const ensembleLoss = last && !last.groups ? last.ensembleLoss : NaN;
-  r.log({ type: 'done', step: config.steps, seconds, losses, ensembleLoss, time: Date.now() });
+  const stopped = r.reached < config.steps;
+  if (stopped) r.log({ type: 'stopped', step: r.reached, resumesAt: r.resumesAt ?? 0, seconds, time: Date.now() });
+  else r.log({ type: 'done', step: config.steps, seconds, losses, ensembleLoss, time: Date.now() });
   return {
     runDir: r.runDir,
-    steps: config.steps,
+    steps: r.reached,
+    stopped,
     seconds,
     losses,
     ensembleLoss,

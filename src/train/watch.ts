@@ -1,0 +1,99 @@
+/**
+ * How a run looks on a terminal or in a log, read from its events alone: the progress display and the closing
+ * table that the CLI, the experiments and a service share.
+ */
+import type { Config } from '../config/schema.js';
+import { createProgress } from '../util/progress.js';
+import { formatTable } from '../util/table.js';
+import type { RunEvent } from './events.js';
+import type { RunSummary } from './run.js';
+
+/**
+ * Renders a run's events on stderr: a progress bar over the run's steps (a step counts once every group trained
+ * has done it), with each group's training loss, the throughput and the latest validation losses. `only`: the
+ * one group this process trains (`train --group`).
+ */
+export function watchRun(
+  events: { subscribe(o: { next(e: RunEvent): void }): unknown },
+  config: Config,
+  { label = 'train', only, stream = process.stderr }: { label?: string; only?: number; stream?: NodeJS.WritableStream & { isTTY?: boolean } } = {},
+): void {
+  const trained = only === undefined ? config.groups : 1;
+  const total = config.steps;
+  let bar: ReturnType<typeof createProgress> | undefined;
+  /** The newest step of each group trained here. */
+  const reached = new Array<number>(trained).fill(0);
+  const lastLoss = new Array<number>(only === undefined ? config.groups : 1).fill(NaN);
+  let positions = 0;
+  let unit = 'positions';
+  let t0 = 0;
+  let val = '';
+  events.subscribe({
+    next(e) {
+      switch (e.type) {
+        case 'start':
+          stream.write(
+            `${label}: ${only === undefined ? `${config.groups} group(s)` : `group ${only} of ${config.groups}`} x ${config.replicas} replica(s), ` +
+              `${e.parameters.toLocaleString()} parameters, backend ${e.backend}, ${config.placement.mode} placement, run ${e.runDir}` +
+              (e.fromStep ? `, resuming at step ${e.fromStep}` : '') +
+              '\n',
+          );
+          reached.fill(e.fromStep);
+          unit = e.unit;
+          t0 = performance.now();
+          bar = createProgress({ label, total, unit: 'steps', stream });
+          bar.update(e.fromStep);
+          break;
+        case 'step': {
+          const g = only === undefined ? e.group : 0;
+          reached[g] = e.step;
+          positions += e.positions;
+          lastLoss[g] = e.taskLoss;
+          bar?.update(Math.min(...reached), {
+            'task loss': lastLoss.map((l) => l.toFixed(3)).join('/'),
+            [`${unit === 'tokens' ? 'tok' : unit}/s`]: Math.round(positions / ((performance.now() - t0) / 1000)),
+            ...(val ? { val } : {}),
+          });
+          break;
+        }
+        case 'eval':
+          val = e.losses.map((l) => l.toFixed(3)).join('/') + (e.losses.length > 1 ? ` ens ${e.ensembleLoss.toFixed(3)}` : '');
+          break;
+        case 'restart':
+          stream.write(`\n${label}: group ${e.group}'s process ${e.reason}; restarted from step ${e.fromStep} (restart ${e.attempt} of ${config.placement.restarts})\n`);
+          break;
+        case 'done':
+        case 'error':
+          bar?.stop();
+          break;
+        case 'stopped':
+          bar?.stop();
+          stream.write(`${label}: stopped at step ${e.step}; a resume continues from the checkpoint of step ${e.resumesAt}\n`);
+          break;
+        case 'exchange':
+        case 'checkpoint':
+          break;
+      }
+    },
+  });
+}
+
+/** Per model and for the ensemble: the validation loss, then perplexity or the workload's measures. */
+export function summaryTable(summary: RunSummary, config: Config): string {
+  const last = summary.evals[summary.evals.length - 1];
+  const metrics = Object.entries(last?.metrics ?? {}) as [string, number[]][];
+  const unit = summary.unit.replace(/s$/, '');
+  const cells = (l: number, i: number) =>
+    metrics.length ? [l.toFixed(4), ...metrics.map(([, v]) => v[i].toFixed(4))] : [l.toFixed(4), Math.exp(l).toFixed(1)];
+  const names = last?.groups ?? summary.losses.map((_, g) => g);
+  const rows: string[][] = summary.losses.map((l, i) => [`group ${names[i]}`, ...cells(l, i)]);
+  if (!last?.groups && summary.losses.length > 1) rows.push(['ensemble', ...cells(summary.ensembleLoss, summary.losses.length)]);
+  if (summary.reference) rows.push([summary.reference.label, summary.reference.loss.toFixed(4), ...(metrics.length ? metrics.map(() => '') : [''])]);
+  const header = ['model', `val loss (nats/${unit})`, ...(metrics.length ? metrics.map(([m]) => m) : ['perplexity'])];
+  return (
+    formatTable(header, rows) +
+    `\n${config.steps} steps in ${summary.trainingSeconds.toFixed(1)} s of training (${summary.seconds.toFixed(1)} s in all), ` +
+    `${Math.round(summary.positionsPerSecond).toLocaleString()} ${summary.unit}/s; run folder ${summary.runDir}\n`
+  );
+}
+

@@ -1,0 +1,46 @@
+import t from 'tap';
+import { execFile, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { join } from 'node:path';
+import { openSnapshotStore } from '../src/store/index.js';
+import { fixtureCorpus } from './helpers/run.js';
+
+const run = promisify(execFile);
+const example = fileURLToPath(new URL('../examples/embed/watch-a-run.mjs', import.meta.url));
+const settings = async (dir: string, name: string) =>
+  [`corpus.path=${await fixtureCorpus()}`, `runDir=${dir}`, `name=${name}`, 'backend=wasm', 'steps=6', 'eval.every=3', 'checkpoint.every=3'];
+
+t.test('importing the package starts nothing: no actor, no timer keeps the process alive', async (t) => {
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', "const m = await import('codistill'); console.log(typeof m.startRun)"]);
+  t.equal(stdout.trim(), 'function', 'it loaded and the process ended by itself');
+});
+
+t.test('the embedding example trains a run and prints its validation losses as they come', async (t) => {
+  const { stdout } = await run(process.execPath, [example, ...(await settings(t.testdir(), 'watched'))]);
+  t.match(stdout, /^step 3: validation loss \d\.\d{3} \/ \d\.\d{3}, ensemble \d\.\d{3}$/m);
+  t.match(stdout, /^step 6: validation loss/m);
+  t.match(stdout, /^finished at step 6; run folder /m);
+});
+
+t.test('SIGTERM stops the embedded run with a checkpoint of every group', async (t) => {
+  const dir = t.testdir();
+  const child = spawn(process.execPath, [example, ...(await settings(dir, 'signalled')), 'steps=400'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const ended = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  child.stdout.setEncoding('utf8');
+  let signalled = false;
+  child.stdout.on('data', (d: string) => {
+    out += d;
+    if (!signalled && /^step 3:/m.test(out)) {
+      signalled = true;
+      child.kill('SIGTERM'); // the run is under way: stop it (once: a second signal would end the program at once)
+    }
+  });
+  t.equal(await ended, 0, 'the program ended normally');
+  const [, at] = /^stopped at step (\d+)/m.exec(out) ?? [];
+  t.ok(Number(at) >= 3 && Number(at) < 400, `it stopped early, at step ${at}`);
+  const store = openSnapshotStore(join(dir, 'signalled', 'checkpoints'));
+  t.equal(await store.latestCommonStep(2), Number(at), 'both groups have a checkpoint of that step');
+  await store.close();
+});
