@@ -20,7 +20,12 @@ export { GroupTrainer, groupSeed, type GroupTrainerOptions } from './train/group
 export { MemoryExchange, type Exchange, type Published } from './exchange/exchange.js';
 export { StoreExchange, type StoreExchangeOptions } from './exchange/store-exchange.js';
 export { runStoreOf, type RunStore } from './train/run-store.js';
+export { evaluate, type EvaluateOptions } from './train/evaluate.js';
+export { loadRunModels, type RunModels } from './train/snapshots.js';
+export { openPredictor, predict, type PredictorOptions, type PredictOptions, type RunPredictor } from './train/predict.js';
 export type { RunEvent, StepEvent, EvalEvent, ExchangeEvent, CheckpointEvent, RestartEvent } from './train/events.js';
 export { readMetrics } from './train/metrics.js';
 export { openSnapshotStore, type SnapshotStore, type Snapshot } from './store/index.js';
 export { arrayData, type ArrayDataOptions } from './workloads/arrays.js';
+export { arrayPredictor, type ArrayPredictorOptions } from './workloads/arrays.js';
+export type { Predictor } from './workloads/workload.js';

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { readMetrics } from '../src/train/metrics.js';
 import { syncSnapshotStep } from '../src/train/schedule.js';
 import { startRun, train } from '../src/train/run.js';
+import { evaluate } from '../src/train/evaluate.js';
 import type { ExchangeEvent, StepEvent } from '../src/train/events.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
@@ -32,6 +33,11 @@ t.test('a 2-group codistillation trains end to end and reports every model and t
   t.same(log.filter((e): e is ExchangeEvent => e.type === 'exchange' && e.group === 0).map((e) => e.step), [2, 4, 8, 12], 'exchanges at burn-in, then every 4 steps');
   t.ok(existsSync(join(run.runDir, 'config.json')));
   t.equal(JSON.parse(readFileSync(join(run.runDir, 'config.json'), 'utf8')).distill.exchangeEvery, 4, 'the resolved config is saved');
+
+  // Evaluating the run's checkpoints afterwards gives what the run itself measured at its last step.
+  const again = await evaluate({ config, runDir: run.runDir });
+  t.same([again.step, again.losses, again.ensembleLoss], [12, summary.losses, summary.ensembleLoss], 'evaluate() of the newest checkpoint = the final evaluation');
+  await t.rejects(evaluate({ config, runDir: run.runDir, step: 5 }), /no checkpoint at step 5 \(there are: 8, 12\)/);
 });
 
 t.test('two runs with the same seed end bitwise identical, another seed differs', async (t) => {

@@ -93,45 +93,41 @@ export function childAddress(uri: string, name: string): string {
 }
 
 /**
- * Stores the small UTF-8 record `text` (a run's config as JSON) as `name` under `uri` unless one is there, and
- * returns the text stored there afterwards: ours, or the one that was there first. For lmdb and file addresses it
- * is the file `PATH/name`, created atomically (see `putFileOnce`); for s3, the object `PREFIX/name` written with
- * `If-None-Match: *` (see `S3SnapshotStore.putTextOnce` for servers that ignore it).
+ * A small UTF-8 record (a run's config as JSON) named `name` under `uri`: for lmdb and file addresses the file
+ * `PATH/name`, for s3 the object `PREFIX/name`. `files` does it on a directory, `s3` on the object store.
  */
-export async function putRecordOnce(uri: string, name: string, text: string): Promise<string> {
+async function onRecord<T>(
+  uri: string,
+  name: string,
+  files: (dir: string, where: string) => Promise<T>,
+  s3: (store: S3SnapshotStore) => Promise<T>,
+): Promise<T> {
   checkName(name, uri);
   const p = parse(uri);
-  if (p.scheme !== 's3') return putFileOnce(p.path, name, text, `${p.scheme}:${p.path}`);
+  if (p.scheme !== 's3') return files(p.path, `${p.scheme}:${p.path}`);
   const store = S3SnapshotStore.open(p.uri);
   try {
-    return await store.putTextOnce(name, text);
+    return await s3(store);
   } finally {
     await store.close();
   }
+}
+
+/**
+ * Stores the record `text` as `name` under `uri` unless one is there, and returns the text stored there
+ * afterwards: ours, or the one that was there first. A file is created atomically (see `putFileOnce`); an object
+ * is written with `If-None-Match: *` (see `S3SnapshotStore.putTextOnce` for servers that ignore it).
+ */
+export function putRecordOnce(uri: string, name: string, text: string): Promise<string> {
+  return onRecord(uri, name, (dir, where) => putFileOnce(dir, name, text, where), (s) => s.putTextOnce(name, text));
 }
 
 /** Stores the record `name` under `uri`, replacing the one there: a reader sees the old text or the new, never a mix. */
-export async function writeRecord(uri: string, name: string, text: string): Promise<void> {
-  checkName(name, uri);
-  const p = parse(uri);
-  if (p.scheme !== 's3') return replaceFile(p.path, name, text, `${p.scheme}:${p.path}`);
-  const store = S3SnapshotStore.open(p.uri);
-  try {
-    await store.writeText(name, text);
-  } finally {
-    await store.close();
-  }
+export function writeRecord(uri: string, name: string, text: string): Promise<void> {
+  return onRecord(uri, name, (dir, where) => replaceFile(dir, name, text, where), (s) => s.writeText(name, text));
 }
 
 /** The record `name` under `uri` (see `putRecordOnce`), or undefined when there is none. */
-export async function readRecord(uri: string, name: string): Promise<string | undefined> {
-  checkName(name, uri);
-  const p = parse(uri);
-  if (p.scheme !== 's3') return readFileRecord(p.path, name, `${p.scheme}:${p.path}`);
-  const store = S3SnapshotStore.open(p.uri);
-  try {
-    return await store.readText(name);
-  } finally {
-    await store.close();
-  }
+export function readRecord(uri: string, name: string): Promise<string | undefined> {
+  return onRecord(uri, name, (dir, where) => readFileRecord(dir, name, where), (s) => s.readText(name));
 }

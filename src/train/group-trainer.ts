@@ -145,6 +145,7 @@ export class GroupTrainer {
     let last: TrainBatch | undefined;
     let t0 = performance.now();
     for await (const { step: s, batch, teacher } of eachValue(steps$)) {
+      if (done >= this.stopAt) break; // a stop that came while this batch was on its way
       // The next step's batch and teacher target are made while this step trains.
       if (s + 1 < Math.min(config.steps, this.stopAt)) demand$.next();
       const tw = performance.now();

@@ -120,6 +120,8 @@ class GroupProcess implements PlacedGroup {
   /** The newest step of each kind of event passed on: a restarted child repeats older ones, which are dropped. */
   private readonly passed = { step: 0, exchange: -1, checkpoint: -1, evaluate: -1 };
   private readonly killsLeft: number[];
+  /** The child now running (replaced on a restart). */
+  private attempt!: Attempt;
   private stopping = false;
   private stopAt: number | undefined;
   private closed = false;
@@ -140,8 +142,6 @@ class GroupProcess implements PlacedGroup {
     p.parameters = ready.parameters;
     return p;
   }
-
-  private attempt!: Attempt;
 
   async run(): Promise<number> {
     for (;;) {

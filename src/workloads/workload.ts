@@ -148,6 +148,24 @@ export interface IngestProgressSink {
  */
 export type WorkloadSections = Record<string, z.ZodType>;
 
+/**
+ * How a user's input becomes one batch for the trained models, and their averaged probabilities an answer: what
+ * `openPredictor` (src/train/predict.ts) asks of a workload. Built on the caller's thread from the opened data.
+ */
+export interface Predictor {
+  /**
+   * Checks a user's input and encodes it as one batch, with the positions whose probabilities the answer needs
+   * (sorted flat indices into the batch's rows x positionsPerRow; undefined = all). Throws an Error naming what is
+   * wrong with the input (its type, a length, a row and column).
+   */
+  encode(input: unknown): { batch: Batch; positions?: Int32Array };
+  /**
+   * The answer from the averaged probabilities of those positions, [positions, classes] row-major. `topK`: how many
+   * of the most likely classes an answer that lists classes gives (at least 1; the language model's next tokens).
+   */
+  decode(probs: Float32Array, classes: number, options: { topK: number }): unknown;
+}
+
 export interface Workload {
   /** The name the config's `workload` key gives (a built-in kind, or the module's path for a user's workload). */
   readonly kind: string;
@@ -175,4 +193,10 @@ export interface Workload {
    * tfjs) only where a model is built: the config loader and the supervisor import workloads too.
    */
   buildModel(spec: ModelSpec): Model | Promise<Model>;
+  /**
+   * The encoder and decoder of predictions from a trained run (optional: without one, the workload cannot answer
+   * `predict`). `data` is the workload's opened data (classes, positions per row, the validation batch's fields).
+   * It may be async, as buildModel may, so that the module imports its encoding code only where it is used.
+   */
+  predictor?(config: Config, data: WorkloadData): Predictor | Promise<Predictor>;
 }

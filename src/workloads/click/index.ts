@@ -79,4 +79,7 @@ export const clickWorkload: Workload = {
     const { ClickModel } = await import('./model.js');
     return new ClickModel({ ...model, buckets: data.buckets, dense: DENSE_FIELDS, categorical: CATEGORICAL_FIELDS, seed: spec.seed });
   },
+  async predictor(config) {
+    return (await import('./predict.js')).clickPredictor(own(config).data);
+  },
 };

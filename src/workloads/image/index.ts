@@ -10,6 +10,10 @@ import { type ImageDataConfig, type ImageModelConfig, imageDataSchema, imageMode
 type ImageConfig = Config & { data: ImageDataConfig; model: ImageModelConfig };
 const own = (config: Config): ImageConfig => config as ImageConfig;
 
+/** MNIST's image size (the IDX files the ingest reads hold 28x28 images). */
+const HEIGHT = 28;
+const WIDTH = 28;
+
 export const imageWorkload: Workload = {
   kind: 'image',
   sections: { data: imageDataSchema, model: imageModelSchema },
@@ -37,6 +41,9 @@ export const imageWorkload: Workload = {
   async buildModel(spec) {
     const { model } = own(spec.config);
     const { ImageModel } = await import('./model.js');
-    return new ImageModel({ ...model, height: 28, width: 28, classes: 10, seed: spec.seed });
+    return new ImageModel({ ...model, height: HEIGHT, width: WIDTH, classes: 10, seed: spec.seed });
+  },
+  async predictor() {
+    return (await import('./predict.js')).imagePredictor(HEIGHT, WIDTH);
   },
 };

@@ -41,4 +41,7 @@ export const lmWorkload: Workload = {
     // Teachers see each batch once, out of any stream: they never carry LSTM state between batches.
     return new LstmLanguageModel({ model: spec.role === 'teacher' ? { ...model, carryState: false } : model, classes: spec.classes, seed: spec.seed });
   },
+  async predictor(config) {
+    return (await import('./predict.js')).lmPredictor(config);
+  },
 };
