@@ -66,7 +66,7 @@ t.test('sync: at burn-in the students wait for the burn-in snapshot', async (t) 
   });
 });
 
-/** What the snapshot board does: late subscribers still see what was published before. */
+/** What an exchange's published$ does: late subscribers still see what was published before. */
 function replayed<T>(source: Observable<T>): Observable<T> {
   const subject = new ReplaySubject<T>(3);
   source.subscribe(subject);
