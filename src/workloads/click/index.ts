@@ -46,7 +46,6 @@ class ClickStoreError extends Error {
 type ClickConfig = Config & { data: ClickDataConfig; model: ClickModelConfig };
 const own = (config: Config): ClickConfig => config as ClickConfig;
 
-
 export const clickWorkload: Workload = {
   kind: 'click',
   sections: { data: clickDataSchema, model: clickModelSchema },
