@@ -6,7 +6,7 @@
  * the end-of-document token: the corpus writes that token after every document, so in training the text of a
  * document follows it, and a padded prompt reads as the start of a document after earlier ones (the LSTM runs left
  * to right from a zero state, so the padding is context it has seen, never tokens it must ignore). The row's last
- * token, the label slot of a training row (window + 1 tokens), is never read: it holds the same token.
+ * token, the label slot of a training row (window + 1 tokens), is never read: it holds the padding token too.
  *
  * Answer: `{ next: [{ token, id, p }, ...] }`, the `topK` most likely next tokens (at most the vocabulary), most
  * likely first (ties: the lower id first). `token` is the token's text; a byte-level token that holds part of a
