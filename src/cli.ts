@@ -11,6 +11,7 @@ import { ingestCommand } from './commands/ingest.js';
 import { resumeConfig, trainCommand } from './commands/train.js';
 import { startCommand } from './commands/start.js';
 import { experimentCommand } from './commands/experiment.js';
+import { evaluateCommand, predictCommand } from './commands/models.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -83,6 +84,28 @@ export function buildProgram(): Command {
   ).action(async (flags: ConfigFlags) => {
     await startCommand(resolveConfig(flags));
   });
+
+  program
+    .command('evaluate')
+    .description("validation loss and measures of a trained run's models and their ensemble, from a checkpoint")
+    .argument('<runDir>', 'the run folder')
+    .option('--step <n>', 'the checkpoint step (default: the newest every group has)')
+    .action(async (runDir: string, flags: { step?: string }) => {
+      await evaluateCommand(runDir, flags);
+    });
+
+  program
+    .command('predict')
+    .description("a trained run's prediction for an input: next tokens for text, p(click) for Criteo rows, classes for images")
+    .argument('<runDir>', 'the run folder')
+    .argument('<input>', 'the input: text, a Criteo line, or with --json a JSON value (an array of rows, of pixels); - reads standard input')
+    .option('--step <n>', 'the checkpoint step (default: the newest every group has)')
+    .option('--groups <list>', 'the groups whose averaged probabilities answer, e.g. 0 or 0,1 (default: all, the ensemble)')
+    .option('-k, --top-k <k>', 'how many of the most likely classes to list (the language model\'s next tokens)', '5')
+    .option('--json', 'parse the input as JSON')
+    .action(async (runDir: string, input: string, flags: { step?: string; groups?: string; topK?: string; json?: boolean }) => {
+      await predictCommand(runDir, input, flags);
+    });
 
   program
     .command('experiment')

@@ -22,7 +22,7 @@ export { StoreExchange, type StoreExchangeOptions } from './exchange/store-excha
 export { runStoreOf, type RunStore } from './train/run-store.js';
 export { evaluate, type EvaluateOptions } from './train/evaluate.js';
 export { loadRunModels, type RunModels } from './train/snapshots.js';
-export { openPredictor, predict, type PredictorOptions, type PredictOptions, type RunPredictor } from './train/predict.js';
+export { openPredictor, predict, InputError, type PredictorOptions, type PredictOptions, type RunPredictor } from './train/predict.js';
 export type { RunEvent, StepEvent, EvalEvent, ExchangeEvent, CheckpointEvent, RestartEvent } from './train/events.js';
 export { readMetrics } from './train/metrics.js';
 export { openSnapshotStore, type SnapshotStore, type Snapshot } from './store/index.js';

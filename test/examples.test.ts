@@ -8,6 +8,7 @@ import { fixtureCorpus } from './helpers/run.js';
 
 const run = promisify(execFile);
 const example = fileURLToPath(new URL('../examples/embed/watch-a-run.mjs', import.meta.url));
+const cli = fileURLToPath(new URL('../bin/codistill.mjs', import.meta.url));
 const settings = async (dir: string, name: string) =>
   [`corpus.path=${await fixtureCorpus()}`, `runDir=${dir}`, `name=${name}`, 'backend=wasm', 'steps=6', 'eval.every=3', 'checkpoint.every=3'];
 
@@ -37,4 +38,17 @@ t.test('the embedding example prints validation losses as they come, and SIGTERM
   const store = openSnapshotStore(join(dir, 'signalled', 'checkpoints'));
   t.equal(await store.latestCommonStep(2), Number(at), 'both groups have a checkpoint of that step');
   await store.close();
+
+  // The stopped run's models, asked from the command line.
+  const runDir = join(dir, 'signalled');
+  const evaluated = await run(process.execPath, [cli, 'evaluate', runDir]);
+  t.match(evaluated.stdout, new RegExp(`^checkpoint of step ${at}, `), 'evaluate: the newest checkpoint every group has');
+  t.match(evaluated.stdout, /^group 0 +\d\.\d{4} +\d+\.\d$/m);
+  t.match(evaluated.stdout, /^ensemble +\d\.\d{4}/m);
+  const predicted = await run(process.execPath, [cli, 'predict', runDir, 'The ', '--groups', '1', '-k', '3']);
+  const answer = JSON.parse(predicted.stdout) as { next: { token: string; p: number }[] };
+  t.equal(answer.next.length, 3, 'predict: the 3 most likely next tokens');
+  t.ok(answer.next.every((n, i) => n.p > 0 && n.p <= 1 && (i === 0 || n.p <= answer.next[i - 1].p)), 'most likely first');
+  const refused = await run(process.execPath, [cli, 'predict', runDir, '[1, 2', '--json']).then(() => '', (e: { stderr: string }) => e.stderr);
+  t.match(refused, /--json: the input is not JSON/);
 });

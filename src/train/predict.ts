@@ -12,6 +12,7 @@
  *   await p.close();
  */
 import { workloadOf } from '../config/load.js';
+import { RunError } from '../group/group.js';
 import type { Config } from '../config/schema.js';
 import { batchBuffers } from '../workloads/batch.js';
 import type { Predictor, WorkloadData } from '../workloads/workload.js';
@@ -46,18 +47,31 @@ export interface RunPredictor {
   close(): Promise<void>;
 }
 
+/** A prediction's input that the workload's encoder refused: the message says what is wrong with it. */
+export class InputError extends Error {
+  override name = 'InputError';
+}
+
+function encode(predictor: Predictor, input: unknown): ReturnType<Predictor['encode']> {
+  try {
+    return predictor.encode(input);
+  } catch (err) {
+    throw new InputError((err as Error).message, { cause: err });
+  }
+}
+
 function checkGroups(groups: number[] | undefined, count: number): number[] {
   if (groups === undefined) return [...Array(count).keys()];
-  if (!Array.isArray(groups) || groups.length === 0) throw new Error('groups: name at least one group (or leave it out for all of them)');
+  if (!Array.isArray(groups) || groups.length === 0) throw new InputError('groups: name at least one group (or leave it out for all of them)');
   for (const g of groups) {
-    if (!Number.isInteger(g) || g < 0 || g >= count) throw new Error(`groups: ${g} is not a group of the run (its groups are 0..${count - 1})`);
+    if (!Number.isInteger(g) || g < 0 || g >= count) throw new InputError(`groups: ${g} is not a group of the run (its groups are 0..${count - 1})`);
   }
-  if (new Set(groups).size !== groups.length) throw new Error(`groups: [${groups.join(', ')}] names a group twice`);
+  if (new Set(groups).size !== groups.length) throw new InputError(`groups: [${groups.join(', ')}] names a group twice`);
   return [...groups];
 }
 
 function checkTopK(topK: number): number {
-  if (!Number.isInteger(topK) || topK < 1) throw new Error(`topK must be a positive integer, got ${topK}`);
+  if (!Number.isInteger(topK) || topK < 1) throw new InputError(`topK must be a positive integer, got ${topK}`);
   return topK;
 }
 
@@ -66,7 +80,7 @@ export async function openPredictor({ config, runDir, step = 'newest', groups }:
   const workload = workloadOf(config);
   if (!workload.predictor) {
     const where = workload.kind === config.workload ? '' : ` (${config.workload})`;
-    throw new Error(`the workload "${workload.kind}"${where} has no predictor: it cannot encode inputs for predictions (see Workload.predictor)`);
+    throw new RunError(`the workload "${workload.kind}"${where} has no predictor: it cannot encode inputs for predictions (see Workload.predictor)`);
   }
   const chosen = checkGroups(groups, config.groups);
   const models = await loadRunModels(config, runDir, step);
@@ -97,9 +111,9 @@ export async function openPredictor({ config, runDir, step = 'newest', groups }:
     step: models.step,
     groups: chosen,
     async predict(input, { topK = 5 } = {}) {
-      if (closed) throw new Error('the predictor is closed');
+      if (closed) throw new RunError('the predictor is closed');
       const k = checkTopK(topK);
-      const { batch, positions } = predictor.encode(input);
+      const { batch, positions } = encode(predictor, input);
       const transfer = [...batchBuffers(batch), ...(positions ? [positions.buffer as ArrayBuffer] : [])];
       const reply = await client.request({ type: 'predict', id: 0, slots, batch, output: 'probs', topK: 0, positions }, 'predicted', transfer);
       if (reply.target.kind !== 'dense') throw new Error(`the teacher answered a ${reply.target.kind} target, not dense probabilities`);

@@ -3,6 +3,7 @@
  * step of the run's store (the newest step every group has, or a named one), for predictions and evaluations.
  */
 import type { Config } from '../config/schema.js';
+import { RunError } from '../group/group.js';
 import { openSnapshotStore } from '../store/index.js';
 import { loadCheckpoint } from './checkpoints.js';
 import { runStoreOf } from './run-store.js';
@@ -22,10 +23,10 @@ export async function loadRunModels(config: Config, runDir: string, step: number
   const store = openSnapshotStore(runStoreOf(config, runDir).checkpoints);
   try {
     const at = step === 'newest' ? await store.latestCommonStep(config.groups) : step;
-    if (at === undefined) throw new Error(`${store.where}: the run has no checkpoint that every group has yet`);
+    if (at === undefined) throw new RunError(`${store.where}: the run has no checkpoint that every group has yet`);
     const have = new Set((await store.list(0)).map((h) => h.step));
     if (!have.has(at)) {
-      throw new Error(`${store.where}: no checkpoint at step ${at} (there are: ${[...have].join(', ') || 'none'})`);
+      throw new RunError(`${store.where}: no checkpoint at step ${at} (there are: ${[...have].join(', ') || 'none'})`);
     }
     const weights: Float32Array[] = [];
     for (let g = 0; g < config.groups; g++) weights.push((await loadCheckpoint(store, g, at)).state.weights);

@@ -5,7 +5,7 @@
 import type { Config } from '../config/schema.js';
 import { createProgress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
-import type { RunEvent } from './events.js';
+import type { EvalEvent, RunEvent } from './events.js';
 import type { RunSummary } from './run.js';
 
 /**
@@ -80,20 +80,24 @@ export function watchRun(
 
 /** Per model and for the ensemble: the validation loss, then perplexity or the workload's measures. */
 export function summaryTable(summary: RunSummary, config: Config): string {
-  const last = summary.evals[summary.evals.length - 1];
-  const metrics = Object.entries(last?.metrics ?? {}) as [string, number[]][];
-  const unit = summary.unit.replace(/s$/, '');
-  const cells = (l: number, i: number) =>
-    metrics.length ? [l.toFixed(4), ...metrics.map(([, v]) => v[i].toFixed(4))] : [l.toFixed(4), Math.exp(l).toFixed(1)];
-  const names = last?.groups ?? summary.losses.map((_, g) => g);
-  const rows: string[][] = summary.losses.map((l, i) => [`group ${names[i]}`, ...cells(l, i)]);
-  if (!last?.groups && summary.losses.length > 1) rows.push(['ensemble', ...cells(summary.ensembleLoss, summary.losses.length)]);
-  if (summary.reference) rows.push([summary.reference.label, summary.reference.loss.toFixed(4), ...(metrics.length ? metrics.map(() => '') : [''])]);
-  const header = ['model', `val loss (nats/${unit})`, ...(metrics.length ? metrics.map(([m]) => m) : ['perplexity'])];
   return (
-    formatTable(header, rows) +
-    `\n${config.steps} steps in ${summary.trainingSeconds.toFixed(1)} s of training (${summary.seconds.toFixed(1)} s in all), ` +
+    evalTable(summary.evals.at(-1), summary.unit, summary.reference) +
+    `\n${summary.steps}${summary.stopped ? ` of ${config.steps}` : ''} steps in ${summary.trainingSeconds.toFixed(1)} s of training (${summary.seconds.toFixed(1)} s in all), ` +
     `${Math.round(summary.positionsPerSecond).toLocaleString()} ${summary.unit}/s; run folder ${summary.runDir}\n`
   );
+}
+
+/** One evaluation as a table: each model's and the ensemble's validation loss, then perplexity or the measures. */
+export function evalTable(e: EvalEvent | undefined, unit: string, reference?: { label: string; loss: number }): string {
+  const losses = e?.losses ?? [];
+  const metrics = Object.entries(e?.metrics ?? {}) as [string, number[]][];
+  const cells = (l: number, i: number) =>
+    metrics.length ? [l.toFixed(4), ...metrics.map(([, v]) => v[i].toFixed(4))] : [l.toFixed(4), Math.exp(l).toFixed(1)];
+  const names = e?.groups ?? losses.map((_, g) => g);
+  const rows: string[][] = losses.map((l, i) => [`group ${names[i]}`, ...cells(l, i)]);
+  if (e && !e.groups && losses.length > 1) rows.push(['ensemble', ...cells(e.ensembleLoss, losses.length)]);
+  if (reference) rows.push([reference.label, reference.loss.toFixed(4), ...(metrics.length ? metrics.map(() => '') : [''])]);
+  const header = ['model', `val loss (nats/${unit.replace(/s$/, '')})`, ...(metrics.length ? metrics.map(([m]) => m) : ['perplexity'])];
+  return formatTable(header, rows);
 }
 
