@@ -26,8 +26,6 @@ import { appendMetrics } from './metrics.js';
 import { placeGroups } from './placement.js';
 import { claimRunConfig, runStoreOf } from './run-store.js';
 
-export { groupSeed } from './group-trainer.js';
-
 export interface TrainOptions {
   config: Config;
   /** Continue the run in this folder from its newest checkpoint. */
@@ -37,6 +35,7 @@ export interface TrainOptions {
   /** Fault injection with process placement: kill a group's process once it has done a step. */
   kills?: { group: number; atStep: number }[];
 }
+
 export interface RunSummary {
   runDir: string;
   /** The steps every group has done: config.steps, or fewer when the run was stopped. */
@@ -65,15 +64,15 @@ export interface Run {
   /** Resolves with the summary when training ends; rejects with a RunError naming the failing actor. */
   readonly done: Promise<RunSummary>;
   /**
-   * Ends the run early: every group finishes the step it is in, writes a checkpoint and stops. Resolves with the
-   * summary (`stopped: true`, `steps` the newest step every group has); `resume` continues from there.
+   * Ends the run early: every group trains up to the step after the one the furthest group has done, writes a
+   * checkpoint of it and stops. Resolves with the summary (`stopped: true`, `steps` the step every group reached);
+   * `resume` continues from there.
    */
   stop(): Promise<RunSummary>;
 }
 
 /** How a run's work learns that `stop` was called. */
 export interface StopControl {
-  readonly requested: boolean;
   /** Calls `f` once a stop is asked for (at once if it already was). */
   onStop(f: () => void): void;
 }
@@ -94,9 +93,6 @@ export function runOf(runDir: string, work: (emit: (e: RunEvent) => void, stop: 
   let requested = false;
   const waiting: (() => void)[] = [];
   const control: StopControl = {
-    get requested() {
-      return requested;
-    },
     onStop(f) {
       if (requested) f();
       else waiting.push(f);
