@@ -12,6 +12,7 @@ import { resumeConfig, trainCommand } from './commands/train.js';
 import { startCommand } from './commands/start.js';
 import { experimentCommand } from './commands/experiment.js';
 import { evaluateCommand, predictCommand } from './commands/models.js';
+import { serveCommand } from './commands/serve.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
 
@@ -105,6 +106,20 @@ export function buildProgram(): Command {
     .option('--json', 'parse the input as JSON')
     .action(async (runDir: string, input: string, flags: { step?: string; groups?: string; topK?: string; json?: boolean }) => {
       await predictCommand(runDir, input, flags);
+    });
+
+  program
+    .command('serve')
+    .description('the HTTP service: start, stop, resume and watch runs, predictions, reports, Prometheus metrics, a dashboard')
+    .option('-c, --config <file>', 'a JSON file of serve options (host, port, runs, results, token, bodyLimit, predictors)')
+    .option('--host <address>', 'address to listen on (default 127.0.0.1: this machine only)')
+    .option('--port <n>', 'port to listen on (default 8470; 0: any free port)')
+    .option('--runs <dir>', 'folder of the runs it starts and lists (default runs)')
+    .option('--results <dir>', 'folder of experiment reports (default results)')
+    .option('--body-limit <bytes>', 'largest request body accepted (default 1048576)')
+    .action(async (flags: { config?: string; host?: string; port?: string; runs?: string; results?: string; bodyLimit?: string }) => {
+      const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+      await serveCommand(flags.config, { host: flags.host, port: num(flags.port), runs: flags.runs, results: flags.results, bodyLimit: num(flags.bodyLimit) });
     });
 
   program
