@@ -2,7 +2,7 @@
  * Every benchmark, one after the other, each printing its ratios against a baseline measured in the same run.
  *
  *   npm run bench                 # all
- *   npm run bench -- training     # some: ingest click-ingest reader checkpoint snapshot-stores allreduce training workloads
+ *   npm run bench -- training     # some: ingest click-ingest reader checkpoint snapshot-stores allreduce training workloads serve-load
  *
  * Benchmarks are measurements, never pass/fail: the tests assert behaviour, not speed.
  */
@@ -11,6 +11,7 @@ import { benchCheckpoint } from './checkpoint.js';
 import { benchClickIngest } from './click-ingest.js';
 import { benchIngest } from './ingest.js';
 import { benchReader } from './reader.js';
+import { benchServeLoad } from './serve-load.js';
 import { benchSnapshotStores } from './snapshot-stores.js';
 import { benchTraining } from './training.js';
 import { benchWorkloadSteps } from './workload-steps.js';
@@ -21,7 +22,7 @@ const show = (title: string, rows: Record<string, unknown>) => {
   console.table(Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, round(v)])));
 };
 
-const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads'] as const;
+const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads', 'serve-load'] as const;
 const wanted = process.argv.slice(2).filter((a) => (all as readonly string[]).includes(a));
 const run = (name: (typeof all)[number]) => wanted.length === 0 || wanted.includes(name);
 
@@ -39,3 +40,4 @@ if (run('checkpoint')) show('checkpoint', await benchCheckpoint());
 if (run('snapshot-stores')) for (const row of await benchSnapshotStores()) show(`snapshot stores: ${row.size}`, { ...row, size: undefined });
 if (run('allreduce')) show('all-reduce', await benchAllReduce());
 if (run('workloads')) for (const row of await benchWorkloadSteps()) show(`step time: ${row.preset}`, { ...row, preset: undefined });
+if (run('serve-load')) show('service: predict latency while training, and the training slowdown', { ...(await benchServeLoad()) });
