@@ -43,17 +43,20 @@ export async function benchServeLoad({ steps = 120, clients = 4 } = {}): Promise
     });
   const set = ['backend=wasm', `steps=${steps}`, `checkpoint.every=${Math.max(1, Math.floor(steps / 6))}`, `eval.every=${steps}`];
 
-  /** Trains one run through the service; `during` runs once its first checkpoint is there, until it ends. */
+  /** Trains one run through the service; `during` runs from its first checkpoint of every group until it ends. */
   async function train(name: string, during?: (ended: () => boolean) => Promise<void>): Promise<number> {
     const res = await post('/api/runs', { preset: 'lm-small', set, name });
     if (res.status !== 201) throw new Error(`start ${name}: ${res.status} ${await res.text()}`);
     let started = 0;
     let finished = 0;
     let load: Promise<void> | undefined;
+    const checkpointed = new Set<number>();
     const stop = new AbortController();
     for await (const { event } of service.runs.events(name, 0, stop.signal)) {
       if (event.type === 'start') started = event.time;
-      if (event.type === 'checkpoint' && during && !load) load = during(() => finished > 0);
+      if (event.type === 'checkpoint') checkpointed.add(event.group);
+      // Predictions start once every group has a checkpoint (the newest snapshot the ensemble answers from).
+      if (checkpointed.size === service.runs.config(name).groups && during && !load) load = during(() => finished > 0);
       if (event.type === 'done' || event.type === 'error') finished = event.time;
     }
     await load;
