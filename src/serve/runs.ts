@@ -163,9 +163,14 @@ export class RunRegistry {
     return this.entry(id).config;
   }
 
+  /** Its history so far: event i has id i. */
+  history(id: string): readonly RunEvent[] {
+    return this.entry(id).history.events;
+  }
+
   /**
-   * Its history from event `from` on, then (while it is live) each new event as it comes; ends with the run, or at
-   * the first wait once `signal` is aborted (an aborted signal: the history so far).
+   * Its history from event `from` on, then (while it is live) each new event as it comes; ends with the run or
+   * when `signal` is aborted.
    */
   async *events(id: string, from: number, signal: AbortSignal): AsyncGenerator<{ index: number; event: RunEvent }> {
     const { history } = this.entry(id);

@@ -33,7 +33,6 @@ import { z } from 'zod';
 import { ConfigError, loadConfig } from '../config/load.js';
 import { InputError } from '../train/predict.js';
 import { NoCheckpointError } from '../train/snapshots.js';
-import type { RunEvent } from '../train/events.js';
 import type { ServeOptions } from './options.js';
 import { PredictorCache } from './predictors.js';
 import { ServiceMetrics } from './prometheus.js';
@@ -170,9 +169,12 @@ export function createService(opts: ServeOptions & { log?: boolean }): Service {
   api.get('/api/runs/:id', { schema: { params: s.runIdParams, response: { 200: s.runInfo } } }, (req) => runs.info(req.params.id));
 
   api.post('/api/runs/:id/stop', { schema: { params: s.runIdParams, response: { 200: s.stopReply } } }, async (req) => {
-    const summary = await runs.stop(req.params.id);
-    const info = runs.info(req.params.id);
-    return { id: req.params.id, stopped: summary.stopped, steps: summary.steps, resumesAt: summary.stopped ? info.step : summary.steps, losses: summary.losses };
+    const { id } = req.params;
+    const summary = await runs.stop(id);
+    // Where a resume continues: the checkpoint step the run's `stopped` event names (or the end, had it finished).
+    const stoppedAt = runs.history(id).findLast((e) => e.type === 'stopped');
+    const resumesAt = stoppedAt?.type === 'stopped' ? stoppedAt.resumesAt : summary.steps;
+    return { id, stopped: summary.stopped, steps: summary.steps, resumesAt, losses: summary.losses };
   });
 
   api.post('/api/runs/:id/resume', { schema: { params: s.runIdParams, body: s.resumeBody, response: { 201: s.runInfo } } }, async (req, reply) => {
@@ -197,13 +199,10 @@ export function createService(opts: ServeOptions & { log?: boolean }): Service {
 
   api.get('/api/runs/:id/metrics', { schema: { params: s.runIdParams, querystring: s.metricsQuery } }, async (req) => {
     const types = req.query.type?.split(',').map((t) => t.trim());
-    const out: (RunEvent & { id: number })[] = [];
-    const done = new AbortController();
-    done.abort(); // the history so far, without waiting for more
-    for await (const { index, event } of runs.events(req.params.id, req.query.after + 1, done.signal)) {
-      if (!types || types.includes(event.type)) out.push({ id: index, ...event });
-    }
-    return out;
+    return runs
+      .history(req.params.id)
+      .map((event, id) => ({ id, ...event }))
+      .filter((e) => e.id > req.query.after && (!types || types.includes(e.type)));
   });
 
   api.post('/api/runs/:id/predict', { config: { public: true }, schema: { params: s.runIdParams, body: s.predictBody } }, async (req) => {
