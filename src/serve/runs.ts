@@ -45,6 +45,13 @@ const RUN_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 class History {
   readonly events: RunEvent[] = [];
   ended = true;
+
+  /** The run folder's metrics.jsonl so far (event i is line i). */
+  static of(runDir: string): History {
+    const h = new History();
+    h.events.push(...readMetrics(join(runDir, 'metrics.jsonl')));
+    return h;
+  }
   private wake: (() => void)[] = [];
 
   push(e: RunEvent): void {
@@ -106,8 +113,8 @@ function endOf(events: readonly RunEvent[]): RunState {
 export interface RunRegistryOptions {
   /** The folder the service's runs live in (each run a folder under it). */
   runs: string;
-  /** Every event of every live run, with its run's id and its number in that run's history. */
-  onEvent?: (id: string, index: number, e: RunEvent, config: Config) => void;
+  /** Every event of every live run, with its run's id and config. */
+  onEvent?: (id: string, e: RunEvent, config: Config) => void;
 }
 
 export class RunRegistry {
@@ -231,8 +238,7 @@ export class RunRegistry {
   private launch(id: string, config: Config, resume: string | undefined): RunInfo {
     const runDir = resume ?? join(this.root, id);
     // The history so far (a resumed run's earlier life), read before the run appends to its log.
-    const history = new History();
-    for (const ev of readMetrics(join(runDir, 'metrics.jsonl'))) history.events.push(ev);
+    const history = History.of(runDir);
     history.ended = false;
     const run = startRun({ config, resume });
     const entry: Entry = { id, runDir, config, history, run };
@@ -240,7 +246,7 @@ export class RunRegistry {
     run.events$.subscribe({
       next: (ev) => {
         history.push(ev);
-        this.opts.onEvent?.(id, history.events.length - 1, ev, config);
+        this.opts.onEvent?.(id, ev, config);
       },
     });
     run.done.then(
@@ -262,8 +268,7 @@ export class RunRegistry {
     const runDir = join(this.root, id);
     if (!RUN_NAME.test(id) || !existsSync(join(runDir, 'config.json'))) throw new ServiceError(404, `no run "${id}" in ${this.root}`);
     // A run on disk: read afresh each time (another process may be training it).
-    const history = new History();
-    for (const ev of readMetrics(join(runDir, 'metrics.jsonl'))) history.events.push(ev);
+    const history = History.of(runDir);
     return { id, runDir, config: resumeConfig(runDir, []), history };
   }
 }

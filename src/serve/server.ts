@@ -112,7 +112,7 @@ export function createService(opts: ServeOptions & { log?: boolean }): Service {
   const token = opts.token ?? process.env.CODISTILL_TOKEN ?? randomBytes(24).toString('base64url');
   const expected = digest(token);
   const metrics = new ServiceMetrics();
-  const runs = new RunRegistry({ runs: opts.runs, onEvent: (id, _i, e, config) => metrics.observe(id, e, config) });
+  const runs = new RunRegistry({ runs: opts.runs, onEvent: (id, e, config) => metrics.observe(id, e, config) });
   const reports = new Reports(opts.results);
   const predictors = new PredictorCache(opts.predictors);
   const app = Fastify({ bodyLimit: opts.bodyLimit, logger: opts.log ?? false, forceCloseConnections: true, return503OnClosing: true });
