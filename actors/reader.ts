@@ -11,6 +11,11 @@
  * in is copied out at once, one memcpy a shard (a memcpy a span cost a quarter more: about 55 ns a call on top of
  * the bytes), in the corpus' own dtype, with a row table saying where each span landed. A task is a whole shuffle
  * block, so nearly every byte read is delivered. The filled buffer is transferred to the stream, never cloned.
+ *
+ * A failure fails the feed it happened in, with an error reply naming this reader ("reader 1: ..."), which says
+ * whether the input is at fault (a missing or damaged corpus: `fault: false`) or the reader is. A message the loop
+ * cannot handle ends the serve task (the pool fails every feed). Fault injection: a `fault` message makes the reader
+ * throw for a feed, or end its worker.
  */
 import { statSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
@@ -19,6 +24,8 @@ import { type DataOrder, type SpanPlanner, groupOrder } from '../src/workloads/l
 import type {
   FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
 } from '../src/protocol.js';
+import { enactFault } from '../src/train/faults.js';
+import { RequestError } from '../src/util/actor.js';
 
 /** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
 const corpora = new Map<string, { corpus: Corpus; identity: string }>();
@@ -53,11 +60,11 @@ let regions = new Uint32Array(0);
  */
 export function readSpans(req: ReadSpansRequest, corpus: Corpus = corpusAt(req.corpusPath)): ReadSpansResult {
   const { spanTokens: cols, rows, chunks, shards, spans, split } = req;
-  if (!Number.isInteger(cols) || cols < 2) throw new Error(`bad spanTokens ${cols}`);
-  if (!Number.isInteger(rows) || rows < 1) throw new Error(`bad rows ${rows}`);
+  if (!Number.isInteger(cols) || cols < 2) throw new RequestError(`bad spanTokens ${cols}`);
+  if (!Number.isInteger(rows) || rows < 1) throw new RequestError(`bad rows ${rows}`);
   const total = chunks * rows;
   if (!Number.isInteger(chunks) || chunks < 0 || spans.length < 2 * total) {
-    throw new Error(`bad task: ${chunks} chunks of ${rows} rows but ${spans.length / 2} spans listed`);
+    throw new RequestError(`bad task: ${chunks} chunks of ${rows} rows but ${spans.length / 2} spans listed`);
   }
   const slots = shards.length;
   if (lows.length < slots) {
@@ -69,7 +76,7 @@ export function readSpans(req: ReadSpansRequest, corpus: Corpus = corpusAt(req.c
   highs.fill(-1, 0, slots);
   for (let r = 0; r < total; r++) {
     const slot = spans[2 * r];
-    if (slot >= slots) throw new Error(`span ${r} names shard slot ${slot} of ${slots}`);
+    if (slot >= slots) throw new RequestError(`span ${r} names shard slot ${slot} of ${slots}`);
     const at = spans[2 * r + 1];
     if (at < lows[slot]) lows[slot] = at;
     if (at > highs[slot]) highs[slot] = at;
@@ -90,7 +97,7 @@ export function readSpans(req: ReadSpansRequest, corpus: Corpus = corpusAt(req.c
     const shard = asTokens(corpus.shardBytesFast(split, shards[s]), dtype);
     const end = highs[s] + cols;
     if (end > shard.length) {
-      throw new Error(
+      throw new RequestError(
         `${req.corpusPath}: a span at token ${highs[s]} of ${split} shard ${shards[s]} runs past its end ` +
           `(${shard.length} tokens)`,
       );
@@ -166,7 +173,11 @@ class Feed {
   }
 }
 
-const errorText = (err: unknown): string => `reader: ${err instanceof Error ? err.message : String(err)}`;
+/**
+ * Whether an error is the input's fault rather than the reader's: the corpus store's own errors (missing, damaged,
+ * replaced) and a read the corpus cannot serve; the same read would fail on any reader.
+ */
+const inputError = (err: unknown): boolean => err instanceof Error && (err.name === 'CorpusError' || err.name === 'RequestError');
 
 /**
  * The reader's loop: messages first, then one task of each feed with a grant, round after round; the doorbell wakes
@@ -175,8 +186,10 @@ const errorText = (err: unknown): string => `reader: ${err instanceof Error ? er
 function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
   const bell = new Int32Array(doorbell);
   const feeds = new Map<number, Feed>();
-  const fail = (feed: number, task: number, err: unknown): void => {
-    const reply: FromReader = { type: 'error', feed, task, message: errorText(err) };
+  /** Fails a feed at `task`; `input`: the feed's input is at fault (else the reader is, unless the error says so). */
+  const fail = (feed: number, task: number, err: unknown, input = false): void => {
+    const message = `reader ${reader}: ${err instanceof Error ? err.message : String(err)}`;
+    const reply: FromReader = { type: 'error', feed, task, reader, message, fault: !(input || inputError(err)) };
     port.postMessage(reply);
   };
   for (;;) {
@@ -188,7 +201,8 @@ function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
           try {
             feeds.set(msg.feed, new Feed(msg.feed, msg.spec, readers, reader));
           } catch (err) {
-            fail(msg.feed, reader, err);
+            // The stream built the same order from the same corpus a moment ago: what fails here is the input.
+            fail(msg.feed, reader, err, true);
           }
           break;
         case 'grant':
@@ -200,9 +214,19 @@ function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
         case 'stop':
           port.close();
           return { type: 'stopped' };
+        case 'fault':
+          // Fault injection: 'exit' ends this worker here; 'throw' fails the feed as a bug in reading it would.
+          try {
+            enactFault(msg.kind, `injected fault at batch ${msg.atBatch}`);
+          } catch (err) {
+            const feed = feeds.get(msg.feed);
+            if (feed) feed.failed = true;
+            fail(msg.feed, msg.task, err);
+          }
+          break;
         default: {
           const unknown: never = msg;
-          throw new Error(`reader: unknown message ${JSON.stringify(unknown)}`);
+          throw new Error(`unknown message ${JSON.stringify(unknown)}`);
         }
       }
     }
@@ -221,6 +245,6 @@ function serve({ port, doorbell, reader, readers }: ServeRequest): ServeResult {
 
 /** The piscina task handler. */
 export default function handler(request: ServeRequest): ServeResult {
-  if (request?.type !== 'serve') throw new Error(`reader: unknown request type "${String(request?.type)}"`);
+  if (request?.type !== 'serve') throw new Error(`unknown request type "${String(request?.type)}"`);
   return serve(request);
 }

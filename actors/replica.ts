@@ -4,6 +4,13 @@
  * A step: forward/backward on this replica's rows (task loss + alpha * distillation toward the teachers' averaged
  * prediction), gradient into the group's shared slot, all-reduce (fixed summation order), then the same clipped,
  * averaged update applied by every replica of the group. Everything tfjs allocates in a step is released by tf.tidy.
+ *
+ * A non-finite loss or gradient never reaches the weights. With `guard.nonFinite = fail` the step fails (before the
+ * all-reduce for a loss, before the update for a gradient). Otherwise (skip, rollback) a replica whose loss is not
+ * finite still takes part in the all-reduce, with NaN in its gradient slot: the reduced mean, bitwise the same on
+ * every replica, is then NaN everywhere, so every replica sees a non-finite norm and leaves its weights and optimizer
+ * state untouched, and the group agrees on skipping without a word more than the all-reduce. The peers waiting at
+ * the barrier are never left waiting.
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -22,10 +29,11 @@ import {
   setLearningRate,
   weightsToFlat,
 } from '../src/train/optim.js';
-import { serveActor } from '../src/util/actor.js';
+import { enactFault, type FaultKind } from '../src/train/faults.js';
+import { RequestError, serveActor } from '../src/util/actor.js';
 import { loadWorkload } from '../src/workloads/registry.js';
 import type { Model } from '../src/workloads/workload.js';
-import type { ReplicaReply, ReplicaRequest } from '../src/protocol.js';
+import type { ReplicaReply, ReplicaRequest, StepReply } from '../src/protocol.js';
 
 interface Replica {
   replica: number;
@@ -36,7 +44,10 @@ interface Replica {
   clipNorm: number;
   distillKind: DistillKind;
   labelSmoothing: number;
-  faultAt: number;
+  /** guard.nonFinite: whether a non-finite step fails here or is skipped (for the group to act on). */
+  nonFinite: 'fail' | 'skip' | 'rollback';
+  /** Injected faults by step. */
+  faults: Map<number, FaultKind>;
 }
 
 let self: Replica | undefined;
@@ -44,7 +55,8 @@ let self: Replica | undefined;
 type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
 
 function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'stepped' }> {
-  if (req.step === r.faultAt) throw new Error(`injected fault at step ${req.step}`);
+  const fault = r.faults.get(req.step);
+  if (fault === 'throw' || fault === 'exit') enactFault(fault, `injected fault at step ${req.step}`);
   const memory = r.memory;
   if (!memory) throw new Error('replica stepped before its group memory was attached');
   const t0 = performance.now();
@@ -68,27 +80,45 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
       return loss.total;
     }, vars as tf.Variable[]),
   );
-  gradsToFlat(grads, vars, memory.slot(r.replica));
-  const loss = value.dataSync()[0];
-  const taskValue = task!.dataSync()[0];
+  const slot = memory.slot(r.replica);
+  gradsToFlat(grads, vars, slot);
+  let loss = value.dataSync()[0];
+  let taskValue = task!.dataSync()[0];
   const distillValue = distill!.dataSync()[0];
   tf.dispose([value, task!, distill!, ...Object.values(grads)]);
-  if (!Number.isFinite(loss)) {
-    throw new Error(`loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or set optim.clipNorm`);
+  if (fault === 'nan') {
+    // Injected: this replica's numbers blew up at this step, as a too-large learning rate would make them.
+    loss = NaN;
+    taskValue = NaN;
+    slot.fill(NaN);
+  }
+  const lossFinite = Number.isFinite(loss);
+  if (!lossFinite) {
+    const message = `loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or set optim.clipNorm`;
+    // Not the actor's fault: the same step fails the same way on a fresh replica.
+    if (r.nonFinite === 'fail') throw new RequestError(message);
+    // Skipping: a NaN in every element makes the reduced mean NaN on every replica, whatever the peers sent.
+    slot.fill(NaN);
   }
   const t1 = performance.now();
   const mean = memory.allReduce(r.replica);
   const t2 = performance.now();
-  setLearningRate(r.optimizer, req.lr);
+  let skipped: StepReply['skipped'];
   const gradNorm = tf.tidy(() => {
     const { grads: clipped, norm } = clipByGlobalNorm(flatToGrads(mean, vars), r.clipNorm);
     // Never apply a non-finite update: the weights (and so the checkpoints) stay usable.
-    if (!Number.isFinite(norm)) throw new Error(`gradient norm is ${norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
+    if (!Number.isFinite(norm)) {
+      if (r.nonFinite === 'fail') throw new RequestError(`gradient norm is ${norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
+      skipped = lossFinite ? { what: 'gradient', value: norm } : { what: 'loss', value: loss };
+      return norm;
+    }
+    setLearningRate(r.optimizer, req.lr);
     r.optimizer.applyGradients(clipped);
     return norm;
   });
   const t3 = performance.now();
   return {
+    ...(skipped ? { skipped } : {}),
     type: 'stepped',
     id: req.id,
     step: req.step,
@@ -114,7 +144,9 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
         clipNorm: config.optim.clipNorm,
         distillKind: config.distill.loss,
         labelSmoothing: config.distill.labelSmoothing,
-        faultAt: -1,
+        // A config resolved by loadConfig always has the section; one built by hand may not.
+        nonFinite: config.guard?.nonFinite ?? 'fail',
+        faults: new Map(),
       };
       const parameters = flatLength(model.variables);
       return { reply: { type: 'ready', id: req.id, parameters, backend: info.name, tensors: tf.memory().numTensors } };
@@ -142,7 +174,8 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
     case 'tensors':
       return { reply: { type: 'tensors', id: req.id, tensors: tf.memory().numTensors } };
     case 'injectFault':
-      need().faultAt = req.atStep;
+      if (!['throw', 'exit', 'nan'].includes(req.kind)) throw new Error(`unknown fault kind ${JSON.stringify(req.kind)}`);
+      need().faults.set(req.atStep, req.kind);
       return { reply: { type: 'ok', id: req.id } };
   }
 }

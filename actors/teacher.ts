@@ -1,6 +1,7 @@
 /**
  * Teacher actor: forward passes of stale snapshots, off the students' threads.
  * One model object per loaded slot; all work inside tf.tidy; results leave as transferred typed arrays.
+ * Fault injection: the predict or evaluate request of a given step throws, or ends this worker.
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
@@ -8,7 +9,8 @@ import { initBackend } from '../src/backend.js';
 import type { Config } from '../src/config/schema.js';
 import { accuracy, auc } from '../src/train/measures.js';
 import { flatToWeights } from '../src/train/optim.js';
-import { serveActor } from '../src/util/actor.js';
+import { enactFault, type WorkerFaultKind } from '../src/train/faults.js';
+import { RequestError, serveActor } from '../src/util/actor.js';
 import { rowView } from '../src/workloads/batch.js';
 import { loadWorkload } from '../src/workloads/registry.js';
 import type { Batch, MetricName, Model } from '../src/workloads/workload.js';
@@ -17,6 +19,13 @@ import type { TeacherReply, TeacherRequest } from '../src/protocol.js';
 
 let spec: { config: Config; classes: number } | undefined;
 const slots = new Map<string, Model>();
+/** Injected faults by step, for the predict and evaluate requests. */
+const faults = new Map<number, WorkerFaultKind>();
+
+function checkFault(step: number | undefined): void {
+  const kind = step === undefined ? undefined : faults.get(step);
+  if (kind) enactFault(kind, `injected fault at step ${step}`);
+}
 
 function modelOf(slot: string): Model {
   const m = slots.get(slot);
@@ -95,7 +104,7 @@ const concat = (parts: Float32Array[] | Int32Array[]): Float32Array | Int32Array
 /** A measure of each model and the ensemble from their probabilities [P, C] and the labels. */
 function measure(name: MetricName, probs: Float32Array[], labels: Int32Array, classes: number): number[] {
   if (name === 'accuracy') return probs.map((p) => accuracy(p, labels, classes));
-  if (classes !== 2) throw new Error(`the metric "auc" needs a binary task, not ${classes} classes`);
+  if (classes !== 2) throw new RequestError(`the metric "auc" needs a binary task, not ${classes} classes`);
   return probs.map((p) => auc(p.filter((_, i) => i % 2 === 1), labels));
 }
 
@@ -136,11 +145,13 @@ async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; trans
       slots.delete(req.slot);
       return { reply: { type: 'ok', id: req.id } };
     case 'predict': {
+      checkFault(req.step);
       const t0 = performance.now();
       const { target, transfer } = predict(req);
       return { reply: { type: 'predicted', id: req.id, target, ms: performance.now() - t0 }, transfer };
     }
     case 'evaluate': {
+      checkFault(req.step);
       const models = req.slots.map(modelOf);
       const names = req.metrics ?? [];
       const keep = names.length ? { probs: [] as Float32Array[][], labels: [] as Int32Array[] } : undefined;
@@ -174,6 +185,10 @@ async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; trans
     }
     case 'tensors':
       return { reply: { type: 'tensors', id: req.id, tensors: tf.memory().numTensors } };
+    case 'injectFault':
+      if (req.kind !== 'throw' && req.kind !== 'exit') throw new Error(`unknown fault kind ${JSON.stringify(req.kind)}`);
+      faults.set(req.atStep, req.kind);
+      return { reply: { type: 'ok', id: req.id } };
   }
 }
 

@@ -2,7 +2,9 @@
  * The `codistill` command line. Each command is a thin shell over a library function in src/commands/.
  * Config for every command: `--preset NAME|FILE` then repeated `--set key=value` (see `codistill config --keys`).
  */
-import { Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, loadConfig } from './config/load.js';
 import { builtInWorkloads, loadWorkload } from './workloads/registry.js';
 import type { Config } from './config/schema.js';
@@ -11,10 +13,53 @@ import { ingestCommand } from './commands/ingest.js';
 import { resumeConfig, trainCommand } from './commands/train.js';
 import { startCommand } from './commands/start.js';
 import { experimentCommand } from './commands/experiment.js';
-import { evaluateCommand, predictCommand } from './commands/models.js';
+import { evaluateCommand, parseGroups, parseStep, parseTopK, predictCommand } from './commands/models.js';
 import { serveCommand } from './commands/serve.js';
+import { serveFlagNumber } from './serve/options.js';
 
 const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** A flag's value parser from a check that throws: commander then says "option '--x <n>' argument 'v' is invalid. WHY". */
+const checked =
+  <T>(parse: (raw: string) => T) =>
+  (raw: string): T => {
+    try {
+      return parse(raw);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message.replace(/^--[\w-]+ \S*: /, ''));
+    }
+  };
+
+/** `--resume <runDir>`: a folder holding a run (its config.json). */
+const runFolder = checked((dir: string) => {
+  if (!existsSync(dir)) throw new Error(`${dir} does not exist`);
+  if (!existsSync(join(dir, 'config.json'))) throw new Error(`${dir} is not a run folder: it has no config.json`);
+  return dir;
+});
+
+/** `--group INDEX`: a whole number (checked against the run's groups once the config is known). */
+const groupIndex = checked((raw: string) => {
+  if (!/^\s*\d+\s*$/.test(raw)) throw new Error('a group index is a whole number (0 for the first group)');
+  return raw.trim();
+});
+
+/** A command-line mistake (unknown command or option, a missing or invalid argument): one line, exit code 2. */
+class UsageError extends Error {
+  override name = 'UsageError';
+}
+
+/**
+ * Commander's errors as one UsageError line naming the flag (`codistill: option '--port <n>' argument 'abc' is
+ * invalid. ...`) with a pointer to the command's help, instead of commander's own output and exit.
+ */
+function oneLineErrors(cmd: Command, path: string): void {
+  cmd.exitOverride((err) => {
+    if (err.exitCode === 0 || err.code === 'commander.help' || err.code === 'commander.helpDisplayed' || err.code === 'commander.version') throw err;
+    throw new UsageError(`${err.message.replace(/^error: /, '')} (see \`${path} --help\`)`);
+  });
+  cmd.configureOutput({ outputError: () => {} });
+  for (const sub of cmd.commands) oneLineErrors(sub, `${path} ${sub.name()}`);
+}
 
 interface ConfigFlags {
   preset?: string;
@@ -43,8 +88,7 @@ function resolveConfig(flags: ConfigFlags): Config {
 
 export function buildProgram(): Command {
   const program = new Command('codistill')
-    .description('Codistillation for TensorFlow.js: N models, each trained by its own synchronous-SGD group, teaching each other')
-    .showHelpAfterError();
+    .description('Codistillation for TensorFlow.js: N models, each trained by its own synchronous-SGD group, teaching each other');
 
   withConfigFlags(program.command('config').description('print the resolved config, or every key with its default'))
     .option('--keys', 'list every config key with its type, default and meaning')
@@ -68,15 +112,18 @@ export function buildProgram(): Command {
     });
 
   withConfigFlags(program.command('train').description('train N codistilled groups (groups=1: plain synchronous SGD)'), 'lm-small')
-    .option('--resume <runDir>', 'continue the run in this folder from its newest checkpoint (its saved config, plus --set)')
+    .option('--resume <runDir>', 'continue the run in this folder from its newest checkpoint (its saved config, plus --set)', runFolder)
+    .option('--overwrite', 'start a new run in a folder that holds one (its checkpoints and logs are deleted first)')
     .option(
       '--group [index]',
       "train only this group of a run whose groups meet in store.url (one machine or pod each); without an index, from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or $SLURM_PROCID (Slurm)",
+      groupIndex,
     )
-    .action(async (flags: ConfigFlags & { resume?: string; group?: string | true }) => {
+    .action(async (flags: ConfigFlags & { resume?: string; group?: string | true; overwrite?: boolean }) => {
       if (flags.resume && flags.group !== undefined) throw new ConfigError('--group continues from the store by itself: drop --resume');
+      if (flags.resume && flags.overwrite) throw new ConfigError('--overwrite starts a new run: drop --resume (or --overwrite)');
       const config = flags.resume ? resumeConfig(flags.resume, flags.set) : resolveConfig(flags);
-      await trainCommand(config, { resume: flags.resume, group: flags.group });
+      await trainCommand(config, { resume: flags.resume, group: flags.group, overwrite: flags.overwrite });
     });
 
   withConfigFlags(
@@ -90,8 +137,8 @@ export function buildProgram(): Command {
     .command('evaluate')
     .description("validation loss and measures of a trained run's models and their ensemble, from a checkpoint")
     .argument('<runDir>', 'the run folder')
-    .option('--step <n>', 'the checkpoint step (default: the newest every group has)')
-    .action(async (runDir: string, flags: { step?: string }) => {
+    .option('--step <n>', 'the checkpoint step (default: the newest every group has)', checked(parseStep))
+    .action(async (runDir: string, flags: { step?: number }) => {
       await evaluateCommand(runDir, flags);
     });
 
@@ -100,11 +147,11 @@ export function buildProgram(): Command {
     .description("a trained run's prediction for an input: next tokens for text, p(click) for Criteo rows, classes for images")
     .argument('<runDir>', 'the run folder')
     .argument('<input>', 'the input: text, a Criteo line, or with --json a JSON value (an array of rows, of pixels); - reads standard input')
-    .option('--step <n>', 'the checkpoint step (default: the newest every group has)')
-    .option('--groups <list>', 'the groups whose averaged probabilities answer, e.g. 0 or 0,1 (default: all, the ensemble)')
-    .option('-k, --top-k <k>', 'how many of the most likely classes to list (the language model\'s next tokens)', '5')
+    .option('--step <n>', 'the checkpoint step (default: the newest every group has)', checked(parseStep))
+    .option('--groups <list>', 'the groups whose averaged probabilities answer, e.g. 0 or 0,1 (default: all, the ensemble)', checked(parseGroups))
+    .option('-k, --top-k <k>', 'how many of the most likely classes to list (the language model\'s next tokens)', checked(parseTopK), 5)
     .option('--json', 'parse the input as JSON')
-    .action(async (runDir: string, input: string, flags: { step?: string; groups?: string; topK?: string; json?: boolean }) => {
+    .action(async (runDir: string, input: string, flags: { step?: number; groups?: number[]; topK?: number; json?: boolean }) => {
       await predictCommand(runDir, input, flags);
     });
 
@@ -113,13 +160,12 @@ export function buildProgram(): Command {
     .description('the HTTP service: start, stop, resume and watch runs, predictions, reports, Prometheus metrics, a dashboard')
     .option('-c, --config <file>', 'a JSON file of serve options (host, port, runs, results, token, bodyLimit, predictors)')
     .option('--host <address>', 'address to listen on (default 127.0.0.1: this machine only)')
-    .option('--port <n>', 'port to listen on (default 8470; 0: any free port)')
+    .option('--port <n>', 'port to listen on (default 8470; 0: any free port)', checked((v) => serveFlagNumber('port', v)))
     .option('--runs <dir>', 'folder of the runs it starts and lists (default runs)')
     .option('--results <dir>', 'folder of experiment reports (default results)')
-    .option('--body-limit <bytes>', 'largest request body accepted (default 1048576)')
-    .action(async (flags: { config?: string; host?: string; port?: string; runs?: string; results?: string; bodyLimit?: string }) => {
-      const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
-      await serveCommand(flags.config, { host: flags.host, port: num(flags.port), runs: flags.runs, results: flags.results, bodyLimit: num(flags.bodyLimit) });
+    .option('--body-limit <bytes>', 'largest request body accepted (default 1048576)', checked((v) => serveFlagNumber('bodyLimit', v)))
+    .action(async (flags: { config?: string; host?: string; port?: number; runs?: string; results?: string; bodyLimit?: number }) => {
+      await serveCommand(flags.config, { host: flags.host, port: flags.port, runs: flags.runs, results: flags.results, bodyLimit: flags.bodyLimit });
     });
 
   program
@@ -135,6 +181,7 @@ export function buildProgram(): Command {
       await experimentCommand(name, flags);
     });
 
+  oneLineErrors(program, 'codistill');
   return program;
 }
 
@@ -145,11 +192,16 @@ export async function main(argv: string[]): Promise<number> {
     await buildProgram().parseAsync(argv);
     return 0;
   } catch (err) {
+    // --help, --version, and a bare `codistill`: commander has printed the help already.
+    if (err instanceof CommanderError) return err.exitCode;
     const e = err as Error;
     // The project's own errors (ConfigError, RunError, a workload's input errors...) say what is wrong in their
     // message; JavaScript's built-in ones are bugs, shown with their stack.
     const known = e instanceof ConfigError || (/Error$/.test(e.name) && !BUILT_IN_ERRORS.has(e.name));
     process.stderr.write(`codistill: ${known ? e.message : (e.stack ?? String(e))}\n`);
+    // A run stopped by a signal exits with the signal's code (128 + its number), as a shell expects.
+    const exitCode = (e as { exitCode?: unknown }).exitCode;
+    if (typeof exitCode === 'number') return exitCode;
     return known ? 2 : 1;
   }
 }

@@ -13,10 +13,12 @@ import type { OptimizerState } from './train/optim.js';
 import type { Batch, MetricName } from './workloads/workload.js';
 import type { Split, TokenDtype } from './workloads/lm/corpus/store.js';
 import type { DataCursor, GroupOrderSpec } from './workloads/lm/data/order.js';
-import type { CheckpointEvent, ExchangeEvent, StepEvent } from './train/events.js';
+import type { CheckpointEvent, ExchangeEvent, RestartEvent, StepEvent, WarningEvent } from './train/events.js';
+import type { InjectedFault } from './train/group-trainer.js';
+import type { FaultKind, WorkerFaultKind } from './train/faults.js';
 
 /** What a group's loop reports as it trains. */
-export type GroupEvent = StepEvent | ExchangeEvent | CheckpointEvent;
+export type GroupEvent = StepEvent | ExchangeEvent | CheckpointEvent | RestartEvent | WarningEvent;
 
 
 /**
@@ -74,8 +76,11 @@ export type ReplicaRequest =
   | { type: 'getState'; id: number; optimizer: boolean }
   | { type: 'setState'; id: number; state: ModelState }
   | { type: 'tensors'; id: number }
-  /** Fault injection: the replica throws at the given step (tests and the fault-injection suite). */
-  | { type: 'injectFault'; id: number; atStep: number };
+  /**
+   * Fault injection (tests and the fault-injection suite): at step `atStep` the replica throws, its worker exits, or
+   * its loss and gradient are NaN (src/train/faults.ts).
+   */
+  | { type: 'injectFault'; id: number; atStep: number; kind: FaultKind };
 
 export interface StepReply {
   type: 'stepped';
@@ -88,6 +93,12 @@ export interface StepReply {
   /** Milliseconds spent in tfjs forward/backward and in the update; the rest of the step is messaging and reduction. */
   computeMs: number;
   reduceMs: number;
+  /**
+   * The update was not applied (`guard.nonFinite` = skip or rollback): this replica's loss was not finite (`loss`,
+   * its value), or the reduced gradient's norm was not (`gradient`, the norm). Weights and optimizer state are as
+   * they were before the step, bit for bit.
+   */
+  skipped?: { what: 'loss' | 'gradient'; value: number };
 }
 
 export type ReplicaReply =
@@ -110,16 +121,24 @@ export type TeacherRequest =
   | { type: 'init'; id: number; config: Config; classes: number }
   | { type: 'load'; id: number; slot: string; weights: Float32Array }
   | { type: 'drop'; id: number; slot: string }
-  /** Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. */
-  | { type: 'predict'; id: number; slots: string[]; batch: Batch; output: 'probs' | 'logits'; topK: number; positions?: Int32Array }
+  /**
+   * Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. `step`:
+   * the training step the prediction is for (what an injected fault is keyed on).
+   */
+  | { type: 'predict'; id: number; slots: string[]; batch: Batch; output: 'probs' | 'logits'; topK: number; positions?: Int32Array; step?: number }
   /**
    * Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities), and the
-   * named measures of each (accuracy; AUC of p(class 1) for a binary task).
+   * named measures of each (accuracy; AUC of p(class 1) for a binary task). `step`: the evaluation's step.
    */
-  | { type: 'evaluate'; id: number; slots: string[]; batch: Batch; chunkRows: number; metrics?: readonly MetricName[] }
+  | { type: 'evaluate'; id: number; slots: string[]; batch: Batch; chunkRows: number; metrics?: readonly MetricName[]; step?: number }
   /** Disagreement between the ensemble of slots `a` and the ensemble of slots `b` on the same windows. */
   | { type: 'churn'; id: number; a: string[]; b: string[]; batch: Batch; chunkRows: number }
-  | { type: 'tensors'; id: number };
+  | { type: 'tensors'; id: number }
+  /**
+   * Fault injection: the predict or evaluate request of step `atStep` throws, or ends the actor's worker (kind
+   * 'exit'); other requests are served as usual.
+   */
+  | { type: 'injectFault'; id: number; atStep: number; kind: WorkerFaultKind };
 
 export interface EvaluateReply {
   type: 'evaluated';
@@ -216,7 +235,20 @@ export interface Stop {
   type: 'stop';
 }
 
-export type ToReader = OpenFeed | GrantTask | CloseFeed | Stop;
+/**
+ * Fault injection: the reader fails feed `feed` now, as the reader of its task `task`: it throws (the feed fails
+ * with an error reply for that task, and the reader reads no more of it) or its worker exits (the pool fails).
+ */
+export interface InjectReaderFault {
+  type: 'fault';
+  feed: number;
+  task: number;
+  kind: WorkerFaultKind;
+  /** The stream's batch (counted from its opening) the fault is for, for the message. */
+  atBatch: number;
+}
+
+export type ToReader = OpenFeed | GrantTask | CloseFeed | Stop | InjectReaderFault;
 
 /**
  * A task's chunks in one buffer, `data`: first the row table, a Uint32 per row (chunk c, row r at c * rows + r), then
@@ -248,7 +280,15 @@ export interface FeedErrorReply {
   type: 'error';
   feed: number;
   task: number;
+  /** The reader that failed (-1: the pool, for every reader). */
+  reader: number;
+  /** Names the reader: "reader 1: ...". */
   message: string;
+  /**
+   * False when the feed's input is at fault (a missing or damaged corpus, a span past a shard's end): the same read
+   * would fail on any reader. True or absent: the reader itself failed (it threw unexpectedly, or was made to).
+   */
+  fault?: boolean;
 }
 
 export type FromReader = ChunksReply | FeedErrorReply;
@@ -295,7 +335,7 @@ export type ToGroupProcess =
       runDir: string;
       group: number;
       from?: number;
-      faults?: { replica: number; atStep: number }[];
+      faults?: InjectedFault[];
     }
   /** End the run early with a checkpoint: after step `at`, or (no `at`) after the current step. */
   | { type: 'stop'; at?: number };

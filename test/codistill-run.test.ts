@@ -57,7 +57,7 @@ t.test('a run that fails mid-way and resumes ends bitwise identical to one never
   const broken = await tinyConfig(dir, 'broken', settings);
   const reference = await train({ config: whole });
   // A replica of group 1 fails while making update 10: the newest checkpoint is step 8.
-  await t.rejects(train({ config: broken, faults: [{ group: 1, replica: 0, atStep: 9 }] }), {
+  await t.rejects(train({ config: broken, faults: [{ group: 1, replica: 0, atStep: 9, repeat: true }] }), {
     name: 'RunError',
     message: /group 1 replica 0: injected fault at step 9/,
   });

@@ -21,7 +21,7 @@ t.test('an arm cut short resumes from its newest checkpoint; a finished arm is s
   });
   const arm: Arm = { id: 'a-s3', label: 'a', seed: 3, config };
   // A replica failure at step 15 stops the run after its checkpoint at step 10.
-  const crashed = startRun({ config, faults: [{ group: 0, replica: 0, atStep: 15 }] });
+  const crashed = startRun({ config, faults: [{ group: 0, replica: 0, atStep: 15, repeat: true }] });
   await t.rejects(crashed.done);
 
   const lines: string[] = [];

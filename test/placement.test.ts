@@ -67,7 +67,7 @@ t.test('a group process killed mid-run is restarted from its checkpoint and the 
   const summary = await train({ config, kills: [{ group: 1, atStep: 5 }] });
   const log = readMetrics(join(summary.runDir, 'metrics.jsonl'));
   const restarts = log.filter((e): e is RestartEvent => e.type === 'restart');
-  t.same(restarts.map((r) => [r.group, r.attempt, r.reason]), [[1, 1, 'killed by SIGKILL']], 'one restart of group 1, after the kill');
+  t.same(restarts.map((r) => [r.group, r.attempt, r.reason]), [[1, 1, 'process killed by SIGKILL']], 'one restart of group 1, after the kill');
   t.ok(restarts[0].fromStep === 3 || restarts[0].fromStep === 6, `it continued from a checkpoint (step ${restarts[0].fromStep})`);
   await sameRun(t, ref, { runDir: summary.runDir, config }, 'killed and restarted');
 });

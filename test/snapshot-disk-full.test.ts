@@ -63,6 +63,7 @@ for (const scheme of ['lmdb', 'dir']) {
     const r = JSON.parse(last) as ChildReport;
     t.match(r.error, { name: 'SnapshotError', kind: 'full', message: /no room to write group 0 step 2.*intact/ });
     t.ok(r.error?.message.startsWith(uri), 'the message names the store');
+    t.match(r.error?.message, /step 2 \(8,\d{3},\d{3} bytes; /, 'the message names the bytes the snapshot needed');
     t.same(r.steps, [1], 'the failed snapshot is not listed');
     t.equal(r.kept, 1, 'the earlier snapshot reads back whole');
     t.same(r.after, [1, 3]);

@@ -2,19 +2,73 @@
  * `codistill ingest`: builds the config's workload store (the token corpus, click rows, images), with a progress bar
  * per phase and the workload's closing table.
  */
-import { existsSync } from 'node:fs';
-import { ConfigError, workloadOf } from '../config/load.js';
+import { existsSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { ConfigError, loadConfig, presetDir, validateConfig, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
 import type { IngestProgressSink } from '../workloads/workload.js';
 
-/** Ingests the config's data first if there is no store at its path yet (what train, start and experiments do). */
+/**
+ * Ingests the config's data first if there is no store at its path yet (what train, start, experiments and the
+ * service do), when the config says what goes in: its inputs (corpus.inputs, data.inputs, data.source), or none at
+ * the store path a built-in preset or the defaults keep the bundled data in (`npm start`, `-p tiny`, ...).
+ *
+ * A store path of the user's own with no inputs named is a store that should exist: a typo there must not build a
+ * new store from the bundled data and train on that, so it is an error naming the path and how to build it.
+ */
 export async function ensureData(config: Config): Promise<void> {
-  const path = workloadOf(config).dataPath(config);
+  const workload = workloadOf(config);
+  const path = workload.dataPath(config);
   if (existsSync(path)) return;
+  const section = storeSection(config, path);
+  if (section && !section.namesInputs && !bundledStorePaths(config).has(resolve(path))) {
+    const key = `${section.name}.path`;
+    throw new ConfigError(
+      `${key} ${path} does not exist: no store there to train on. Build it with \`codistill ingest -s ${key}=${path}\` ` +
+        '(with the same --preset and --set flags as this command, and your inputs), ' +
+        `or set ${key} to an existing store`,
+    );
+  }
   process.stderr.write(`no store at ${path}: ingesting it first\n`);
   await ingestCommand(config, {});
+}
+
+type Tree = Record<string, unknown>;
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The config section whose `path` is the store's (corpus, data), and whether it names inputs: a non-empty `inputs`
+ * list or `source` folder. Undefined for a workload whose store is not a section's `path` (a user's module).
+ */
+function storeSection(config: Config, path: string): { name: string; namesInputs: boolean } | undefined {
+  for (const name of Object.keys(workloadOf(config).sections)) {
+    const section = (config as unknown as Tree)[name];
+    if (!isTree(section) || section.path !== path) continue;
+    if (!('inputs' in section) && !('source' in section)) return undefined; // no way to tell: ingest as before
+    const given = (v: unknown) => (Array.isArray(v) ? v.length > 0 : typeof v === 'string' && v !== '');
+    return { name, namesInputs: given(section.inputs) || given(section.source) };
+  }
+  return undefined;
+}
+
+/** Where the defaults and the built-in presets of the config's workload keep their store (resolved). */
+function bundledStorePaths(config: Config): Set<string> {
+  const workload = workloadOf(config);
+  const paths = new Set<string>();
+  const add = (c: Config) => {
+    if (c.workload === config.workload) paths.add(resolve(workload.dataPath(c)));
+  };
+  add(validateConfig({ workload: config.workload }));
+  for (const file of readdirSync(presetDir()).filter((f) => f.endsWith('.json'))) {
+    try {
+      add(loadConfig({ preset: join(presetDir(), file) }));
+    } catch {
+      // a preset that does not load says nothing about where bundled data goes
+    }
+  }
+  return paths;
 }
 
 /** Progress bars on stderr, one per phase. */

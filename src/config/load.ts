@@ -2,10 +2,11 @@
  * Resolving a config: defaults <- preset file <- `--set key=value` overrides, then validation.
  * Every error names the key and what is allowed.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { JsonFileError, readJsonFile } from '../util/json-file.js';
 import { canonicalWorkload, loadWorkload } from '../workloads/registry.js';
 import type { Workload } from '../workloads/workload.js';
 import { type CommonConfig, type Config, commonShape } from './schema.js';
@@ -39,24 +40,33 @@ function isTree(v: unknown): v is Tree {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function readPreset(preset: string): Tree {
+/**
+ * A user's JSON file as a ConfigError on failure: a syntax error names the file, line and column
+ * (`what FILE:LINE:COL: not valid JSON: ...`), a missing or unreadable file names the file.
+ */
+export function readJsonConfigFile(file: string, what: string): unknown {
+  try {
+    return readJsonFile(file);
+  } catch (err) {
+    if (err instanceof JsonFileError) throw new ConfigError(`${what} ${err.message}`);
+    throw err;
+  }
+}
+
+function readPreset(preset: string, seen: readonly string[] = []): Tree {
   const file = preset.endsWith('.json') || preset.includes('/') ? resolve(preset) : join(presetDir(), `${preset}.json`);
   if (!existsSync(file)) {
-    throw new ConfigError(`preset "${preset}" not found (looked for ${file})`);
+    throw new ConfigError(`preset "${preset}" not found (looked for ${file})` + (seen.length ? ` (named by "extends" in ${seen[seen.length - 1]})` : ''));
   }
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new ConfigError(`preset ${file} is not valid JSON: ${(err as Error).message}`);
-  }
+  if (seen.includes(file)) throw new ConfigError(`preset ${file}: "extends" goes round in a circle (${[...seen, file].join(' -> ')})`);
+  const parsed = readJsonConfigFile(file, 'preset');
   if (!isTree(parsed)) throw new ConfigError(`preset ${file} must hold a JSON object`);
   const { extends: base, ...rest } = parsed;
   // A workload module named relative to the preset file is found from the preset's folder, wherever the run starts.
   if (typeof rest.workload === 'string' && rest.workload.startsWith('.')) rest.workload = resolve(dirname(file), rest.workload);
   if (base === undefined) return rest;
   if (typeof base !== 'string') throw new ConfigError(`preset ${file}: "extends" must name another preset`);
-  return merge(readPreset(base), rest);
+  return merge(readPreset(base, [...seen, file]), rest);
 }
 
 /** Deep-merges two config trees (objects merge key by key; anything else in `over` wins). */

@@ -58,13 +58,24 @@ export const placementSchema = z.strictObject({
     .describe('where each group runs: thread (every group in this process, its replicas on worker threads) or process (a child process per group: one GPU per group, and a group that dies is restarted)'),
   devices: z.array(z.string().min(1)).default([])
     .describe('process placement: the GPUs handed to the group processes through CUDA_VISIBLE_DEVICES, group g getting devices[g mod length] (e.g. ["0","1"]; empty = leave it as it is)'),
-  restarts: int(0).default(2).describe('process placement: times a group process that dies is restarted from its newest checkpoint before the run stops'),
+  restarts: int(0).default(2).describe('times a group is restarted from its newest checkpoint (its process died, one of its actors failed, or guard.nonFinite = rollback) before the run stops'),
 });
 
 export const storeSchema = z.strictObject({
   url: z.string().default('')
     .describe('where the groups exchange snapshots, write checkpoints and record the config: lmdb:PATH (one machine), file:PATH (a shared directory) or s3://BUCKET/PREFIX (?endpoint=URL for an S3-compatible server); empty = the run folder, in LMDB (and in thread placement the exchange stays in memory)'),
   pollMs: int(1).default(25).describe('milliseconds between two looks at the store for the other groups\' new snapshots'),
+});
+
+export const guardSchema = z.strictObject({
+  nonFinite: z.enum(['fail', 'skip', 'rollback']).default('fail')
+    .describe('a step whose loss or reduced gradient is not finite never reaches the weights; then: fail (the run stops with an error), skip (the group leaves its weights and optimizer state as they were and goes on with the next batch) or rollback (the group starts again from its newest checkpoint, up to placement.restarts times)'),
+  maxSkips: int(1).default(10)
+    .describe('skip: consecutive steps a group may skip; one more non-finite step in a row fails the group'),
+  divergence: z.number().min(0).default(3)
+    .describe('a validation loss above this many times the best one so far is reported as a warning (0 = off)'),
+  stopOnDivergence: z.boolean().default(false)
+    .describe('stop the run (every group checkpointing, as on a stop) when the validation loss diverges as guard.divergence says'),
 });
 
 export const commonShape = {
@@ -84,6 +95,7 @@ export const commonShape = {
   checkpoint: checkpointSchema.prefault({}),
   placement: placementSchema.prefault({}),
   store: storeSchema.prefault({}),
+  guard: guardSchema.prefault({}),
 };
 
 export const commonSchema = z.strictObject(commonShape);
@@ -93,6 +105,7 @@ export type CommonConfig = z.infer<typeof commonSchema>;
 export type Config = CommonConfig & { readonly [section: string]: unknown };
 export type OptimConfig = CommonConfig['optim'];
 export type DistillConfig = CommonConfig['distill'];
+export type GuardConfig = CommonConfig['guard'];
 
 /** The common sections' defaults, resolved (a workload's own defaults come with its sections). */
 export const DEFAULTS: CommonConfig = commonSchema.parse({});

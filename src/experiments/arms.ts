@@ -5,13 +5,14 @@
  *
  * Progress: one line per arm (arm i of n, the experiment's share of work done and its ETA), then the run's own bar.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, merge, validateConfig, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { ensureData } from '../commands/ingest.js';
 import { watchRun } from '../train/watch.js';
 import { startRun } from '../train/run.js';
+import { readJsonFile } from '../util/json-file.js';
 import { duration } from '../util/progress.js';
 import { type Curve, readCurve } from './curves.js';
 
@@ -55,7 +56,7 @@ function cost(c: Config): number {
 function checkSameConfig(dir: string, config: Config): void {
   let saved: Config | undefined;
   try {
-    saved = validateConfig(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')));
+    saved = validateConfig(readJsonFile(join(dir, 'config.json')));
   } catch {
     saved = undefined; // a key that no longer exists, or a value no longer allowed: not this arm's config
   }

@@ -5,10 +5,10 @@
  * Every arm's config is: the budget's preset <- the budget's `set` <- the user's `--set` <- what the arm itself
  * fixes (groups, batch, seed, distillation). A budget key the schema does not know is an error naming it.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ConfigError, applySet, loadConfig, presetDir } from '../config/load.js';
+import { ConfigError, applySet, loadConfig, presetDir, readJsonConfigFile } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 
 const int = (min: number) => z.number().int().min(min);
@@ -73,7 +73,9 @@ export function loadBudget(nameOrPath: string, set: readonly string[] = [], pres
         (known.length ? `; budgets there: ${known.join(', ')}` : preset ? `; no budgets exist for preset ${preset}` : ''),
     );
   }
-  let tree = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const json = readJsonConfigFile(file, 'experiment budget');
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new ConfigError(`experiment budget ${file} must hold a JSON object`);
+  let tree = json as Record<string, unknown>;
   for (const s of set) tree = applySet(tree, s, '--budget-set');
   const parsed = budgetSchema.safeParse(tree);
   if (!parsed.success) {

@@ -73,6 +73,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
       case 'exchange':
       case 'checkpoint':
       case 'restart':
+      case 'warning':
       case 'stopped':
       case 'error':
         break;

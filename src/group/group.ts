@@ -3,16 +3,48 @@
  *
  * The group batch is split into K equal row slices, one per replica; the replicas average their gradients through
  * the group's shared memory and apply the same update. The supervisor sees one model: step, read state, load state.
+ *
+ * A step whose loss or reduced gradient is not finite never reaches the weights; `guard.nonFinite` says what then:
+ * fail (Group.step rejects with the replica's error), skip (the step's result says `skipped`, and more than
+ * `guard.maxSkips` skips in a row fail the group) or rollback (Group.step rejects with a NonFiniteError, for the
+ * supervisor to start the group again from its newest checkpoint).
+ *
+ * Errors are RunErrors naming the group and replica; one that a replica worker caused (it threw, or died) keeps the
+ * replica's ActorError as its `cause`, so `isActorFault` (src/util/actor.ts) tells it from bad input.
  */
 import { batchBuffers, rowCopy } from '../workloads/batch.js';
 import type { Batch } from '../workloads/workload.js';
+import type { GuardConfig } from '../config/schema.js';
 import { ActorClient, ActorError } from '../util/actor.js';
 import { actorFile } from '../util/paths.js';
 import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../protocol.js';
+import type { FaultKind } from '../train/faults.js';
 import { createGroupMemory, GroupMemory } from './memory.js';
 
 export class RunError extends Error {
   override name = 'RunError';
+}
+
+/**
+ * A step of group `group` had a non-finite loss or gradient under `guard.nonFinite = rollback`: nothing reached the
+ * weights, and the group is to start again from its newest checkpoint.
+ */
+export class NonFiniteError extends RunError {
+  override name = 'NonFiniteError';
+
+  constructor(
+    readonly group: number,
+    /** The step (0-based, as Group.step was given it). */
+    readonly step: number,
+    readonly what: 'loss' | 'gradient',
+    /** The loss, or the reduced gradient's norm. */
+    readonly value: number,
+  ) {
+    super(
+      `group ${group}: the ${what === 'loss' ? 'loss' : 'gradient norm'} is ${value} at step ${step}; ` +
+        'nothing was applied (guard.nonFinite = rollback: the group starts again from its newest checkpoint)',
+    );
+  }
 }
 
 export type GroupOptions = ReplicaSpec & { replicas: number };
@@ -30,12 +62,21 @@ export interface GroupStepInput {
   teacher?: TeacherTarget;
 }
 
-/** The group's step: losses averaged over replicas; compute and reduce times of the slowest replica (ms). */
+/**
+ * The group's step: losses averaged over replicas; compute and reduce times of the slowest replica (ms). `skipped`
+ * (guard.nonFinite = skip): nothing was applied; `loss` if a replica's loss was not finite (its value), else
+ * `gradient` (the reduced gradient's norm).
+ */
 export type GroupStepResult = Omit<StepReply, 'type' | 'id'>;
+
+const DEFAULT_GUARD: Pick<GuardConfig, 'nonFinite' | 'maxSkips'> = { nonFinite: 'fail', maxSkips: 10 };
 
 type ReplicaClient = ActorClient<ReplicaRequest, ReplicaReply>;
 
 export class Group {
+  /** Steps skipped in a row (guard.nonFinite = skip). */
+  private skips = 0;
+
   private constructor(
     readonly index: number,
     private readonly replicas: ReplicaClient[],
@@ -44,6 +85,7 @@ export class Group {
     readonly parameters: number,
     /** The tfjs backend the replicas run on. */
     readonly backend: string,
+    private readonly guard: Pick<GuardConfig, 'nonFinite' | 'maxSkips'>,
   ) {}
 
   static async start(opts: GroupOptions): Promise<Group> {
@@ -61,7 +103,9 @@ export class Group {
       const memory = new GroupMemory(memoryInit);
       // A dead replica must not leave its peers waiting at the barrier.
       for (const c of all) c.onFailure = () => memory.abort(-1);
-      return new Group(opts.group, all, memory, ready[0].parameters, ready[0].backend);
+      // A config resolved by loadConfig always has the section; one built by hand may not.
+      const guard = { ...DEFAULT_GUARD, ...opts.config.guard };
+      return new Group(opts.group, all, memory, ready[0].parameters, ready[0].backend, guard);
     } catch (err) {
       await Promise.all(all.map((c) => c.close()));
       throw toRunError(err);
@@ -85,7 +129,7 @@ export class Group {
       );
     });
     const mean = (f: (s: StepReply) => number) => replies.reduce((a, s) => a + f(s), 0) / k;
-    return {
+    const result: GroupStepResult = {
       step: input.step,
       loss: mean((s) => s.loss),
       taskLoss: mean((s) => s.taskLoss),
@@ -94,6 +138,37 @@ export class Group {
       computeMs: Math.max(...replies.map((s) => s.computeMs)),
       reduceMs: Math.max(...replies.map((s) => s.reduceMs)),
     };
+    const skipped = this.agreedSkip(input.step, replies);
+    if (!skipped) {
+      this.skips = 0;
+      return result;
+    }
+    if (this.guard.nonFinite === 'rollback') throw new NonFiniteError(this.index, input.step, skipped.what, skipped.value);
+    if (++this.skips > this.guard.maxSkips) {
+      throw new RunError(
+        `group ${this.index}: ${this.skips} consecutive steps had a non-finite loss or gradient (last at step ${input.step}): ` +
+          'lower optim.lr or set optim.clipNorm',
+      );
+    }
+    return { ...result, skipped };
+  }
+
+  /**
+   * Whether the replicas skipped the step, checked to be all or none of them: they all apply the same reduced
+   * mean, so a disagreement means their weights have parted. The skip reported is a replica's non-finite loss when
+   * there is one, else the gradient norm (the same on every replica).
+   */
+  private agreedSkip(step: number, replies: StepReply[]): StepReply['skipped'] {
+    const skipping = replies.filter((s) => s.skipped);
+    if (skipping.length === 0) return undefined;
+    if (skipping.length < replies.length) {
+      const which = replies.map((s, r) => (s.skipped ? r : -1)).filter((r) => r >= 0);
+      throw new RunError(
+        `group ${this.index}: at step ${step} replicas ${which.join(', ')} skipped the update and the others applied it: ` +
+          'the replicas no longer hold the same weights',
+      );
+    }
+    return skipping.find((s) => s.skipped!.what === 'loss')?.skipped ?? skipping[0].skipped;
   }
 
   /** Weights (and optionally optimizer state) of the group's model, from replica 0 (all replicas are identical). */
@@ -120,8 +195,15 @@ export class Group {
     return replies.map((r) => r.tensors);
   }
 
-  async injectFault(replica: number, atStep: number): Promise<void> {
-    await this.call(replica, (c) => c.request({ type: 'injectFault', id: 0, atStep }, 'ok'));
+  /**
+   * Fault injection: at step `atStep`, replica `replica` throws ("injected fault at step N"), its worker exits
+   * (Group.step rejects with "group G replica R: exited (code 1)"), or its loss and gradient are NaN (the guard acts).
+   */
+  async injectFault(replica: number, atStep: number, kind: FaultKind = 'throw'): Promise<void> {
+    if (!Number.isInteger(replica) || replica < 0 || replica >= this.replicas.length) {
+      throw new RunError(`group ${this.index} has no replica ${replica} (it has ${this.replicas.length})`);
+    }
+    await this.call(replica, (c) => c.request({ type: 'injectFault', id: 0, atStep, kind }, 'ok'));
   }
 
   /** Fault injection: kills one replica's worker thread as a crash would. */
@@ -161,10 +243,11 @@ export class Group {
   }
 }
 
+/** A RunError with the same message; an ActorError stays reachable as its `cause` (for `isActorFault`). */
 function toRunError(err: unknown): RunError {
   if (err instanceof RunError) return err;
-  if (err instanceof ActorError) return new RunError(err.message);
-  return new RunError((err as Error).message ?? String(err));
+  if (err instanceof ActorError) return new RunError(err.message, { cause: err });
+  return new RunError((err as Error).message ?? String(err), { cause: err });
 }
 
 /** Replica r's share of a teacher target: its rows' positions, renumbered from the replica's first row. */

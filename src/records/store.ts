@@ -16,6 +16,7 @@ import { endianness } from 'node:os';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { checkLmdbEnvironment, DamagedStoreError } from '../store/lmdb-check.js';
 import type { Field } from '../workloads/workload.js';
 import { processAlive } from '../util/process.js';
 
@@ -76,10 +77,15 @@ function checkHost(): void {
   if (endianness() !== 'LE') throw new RecordError('record stores are little-endian; this machine is big-endian');
 }
 
+/** What a user can do about a damaged store (the end of a DamagedStoreError's message). */
+const REBUILD = '(restore it from a copy, or re-run `codistill ingest --force` to build it again)';
+
 function openEnv(path: string, readOnly: boolean): { env: RootDatabase; meta: Database; shards: Database<Buffer> } {
   // noSubdir: false always: lmdb-js otherwise makes a single-file store whenever the last path segment has a dot,
   // as the writer's "<path>.partial-<pid>" does. A writer's store is not durable until its commit, which syncs the
   // file once before the rename, so its transactions skip the sync (one per shard, else most of a write's time).
+  // A damaged data file would crash the process inside lmdb-js: refused first, with a DamagedStoreError.
+  checkLmdbEnvironment(path, { noSubdir: false, readOnly, remedy: REBUILD });
   const env = open({ path, compression: false, readOnly, maxDbs: 4, noSubdir: false, noSync: !readOnly });
   const meta = env.openDB({ name: 'meta' });
   const shards = env.openDB<Buffer>({ name: 'shards', encoding: 'binary' });
@@ -372,7 +378,7 @@ export function storedMeta(path: string): { meta?: RecordMeta; reason?: string }
       store.close();
     }
   } catch (err) {
-    if (err instanceof RecordError) return { reason: err.message };
+    if (err instanceof RecordError || err instanceof DamagedStoreError) return { reason: err.message };
     throw err;
   }
 }

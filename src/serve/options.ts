@@ -2,9 +2,9 @@
  * What `codistill serve` is configured with: a JSON file (`--config`), flags on top, and the bearer token from the
  * file or the environment (`CODISTILL_TOKEN`). Unknown keys and wrong types are refused, naming the key.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError } from '../config/load.js';
+import { ConfigError, readJsonConfigFile } from '../config/load.js';
 
 export const serveSchema = z.strictObject({
   host: z.string().min(1).default('127.0.0.1').describe('address to listen on (127.0.0.1: this machine only)'),
@@ -27,11 +27,11 @@ export function loadServeOptions(file: string | undefined, flags: Partial<Record
   let tree: Record<string, unknown> = {};
   if (file) {
     if (!existsSync(file)) throw new ConfigError(`${file}: no such serve config file`);
-    try {
-      tree = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    } catch (err) {
-      throw new ConfigError(`${file}: not valid JSON (${(err as Error).message})`);
+    const parsed = readJsonConfigFile(file, 'serve config');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      throw new ConfigError(`serve config ${file} must hold a JSON object of options (${Object.keys(serveSchema.shape).join(', ')})`);
     }
+    tree = { ...(parsed as Record<string, unknown>) };
   }
   for (const [k, v] of Object.entries(flags)) if (v !== undefined) tree[k] = v;
   const parsed = serveSchema.safeParse(tree);
@@ -40,4 +40,16 @@ export function loadServeOptions(file: string | undefined, flags: Partial<Record
     throw new ConfigError(parsed.error.issues.map((i) => `${where}${i.path.join('.') || '(top level)'}: ${i.message}`).join('\n'));
   }
   return parsed.data;
+}
+
+/**
+ * A numeric command-line flag of `codistill serve` (`--port`, `--body-limit`): a whole number within the key's
+ * range, checked against the same schema as the file's, or an Error saying what is allowed.
+ */
+export function serveFlagNumber(key: 'port' | 'bodyLimit' | 'predictors', raw: string): number {
+  const allowed = key === 'port' ? 'a port is a whole number from 0 to 65535 (0: any free port)' : key === 'bodyLimit' ? 'a whole number of bytes, at least 1024' : 'a whole number, at least 1';
+  if (!/^\s*\d+\s*$/.test(raw)) throw new ConfigError(allowed);
+  const value = Number(raw);
+  if (!serveSchema.shape[key].safeParse(value).success) throw new ConfigError(allowed);
+  return value;
 }

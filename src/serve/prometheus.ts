@@ -23,7 +23,8 @@ export class ServiceMetrics {
     registers: [this.registry],
   });
   private readonly checkpoints = new Counter({ name: 'codistill_checkpoints_total', help: 'Checkpoints written', labelNames: ['run', 'group'], registers: [this.registry] });
-  private readonly restarts = new Counter({ name: 'codistill_restarts_total', help: 'Group processes restarted', labelNames: ['run', 'group'], registers: [this.registry] });
+  private readonly restarts = new Counter({ name: 'codistill_restarts_total', help: 'Groups restarted from a checkpoint (a process that died, an actor that failed, a rollback)', labelNames: ['run', 'group'], registers: [this.registry] });
+  private readonly warnings = new Counter({ name: 'codistill_warnings_total', help: 'Warnings of runs: skipped non-finite steps, damaged checkpoints passed over, diverging validation loss', labelNames: ['run', 'kind'], registers: [this.registry] });
   readonly predictSeconds = new Histogram({
     name: 'codistill_predict_seconds',
     help: 'Time to answer a prediction request',
@@ -68,6 +69,9 @@ export class ServiceMetrics {
         break;
       case 'restart':
         this.restarts.inc({ run, group: String(e.group) });
+        break;
+      case 'warning':
+        this.warnings.inc({ run, kind: e.kind });
         break;
       case 'done':
       case 'stopped':

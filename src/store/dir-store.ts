@@ -35,6 +35,7 @@ import {
   type SnapshotInput,
   type SnapshotStore,
 } from './snapshot.js';
+import { killPoint, writePoint } from '../util/kill-point.js';
 
 const TEMP_FILE = /^\.step-\d+\.snap\..+\.tmp$/;
 
@@ -81,8 +82,12 @@ export class DirSnapshotStore implements SnapshotStore {
       }
     } catch (e) {
       await Promise.all(staged.map(({ temp }) => rm(temp, { force: true })));
-      throw writeError(e, this.where, describeSnapshots(encoded));
+      const bytes = encoded.reduce((n, x) => n + x.bytes.byteLength, 0);
+      throw writeError(e, this.where, describeSnapshots(encoded), { bytes });
     }
+    // The fault-injection suite's power cut between writing a snapshot and publishing it.
+    const kill = writePoint(this.root);
+    if (kill) for (const { header } of encoded) killPoint(kill, header.step);
     for (const { temp, final } of staged) await rename(temp, final);
     for (const dir of new Set(staged.map((s) => s.dir))) await syncDir(dir);
     return encoded.map((x) => x.header);
@@ -243,7 +248,7 @@ export async function putFileOnce(dir: string, name: string, text: string, where
       if ((e as { code?: unknown }).code !== 'EEXIST') throw e;
     }
   } catch (e) {
-    throw writeError(e, where, name);
+    throw writeError(e, where, name, { bytes: Buffer.byteLength(text, 'utf8') });
   } finally {
     await rm(temp, { force: true });
   }
@@ -260,7 +265,7 @@ export async function replaceFile(dir: string, name: string, text: string, where
     await syncDir(dir);
   } catch (e) {
     await rm(temp, { force: true });
-    throw writeError(e, where, name);
+    throw writeError(e, where, name, { bytes: Buffer.byteLength(text, 'utf8') });
   }
 }
 

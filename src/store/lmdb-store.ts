@@ -8,6 +8,7 @@
  * transaction, so a reader never sees a head without its record.
  */
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { checkLmdbEnvironment } from './lmdb-check.js';
 import {
   checkCount,
   checkPlace,
@@ -23,6 +24,7 @@ import {
   type SnapshotInput,
   type SnapshotStore,
 } from './snapshot.js';
+import { killPoint, writePoint } from '../util/kill-point.js';
 
 type Key = [group: number, step: number];
 
@@ -34,6 +36,9 @@ export class LmdbSnapshotStore implements SnapshotStore {
 
   private constructor(readonly path: string) {
     this.where = `lmdb:${path}`;
+    // A damaged data file would crash the process inside lmdb-js: refused first, with a DamagedStoreError. The
+    // check follows lmdb-js' own rule for where the file is (a path with an extension is the data file itself).
+    checkLmdbEnvironment(path);
     // Records are already compact float bytes: compression would cost time for nothing.
     this.env = open({ path, compression: false, maxDbs: 4 });
     this.records = this.env.openDB<Buffer, Key>({ name: 'records', encoding: 'binary' });
@@ -51,13 +56,17 @@ export class LmdbSnapshotStore implements SnapshotStore {
 
   async putMany(snapshots: readonly SnapshotInput[]): Promise<SnapshotHeader[]> {
     const encoded = snapshots.map(encodeRecord);
+    const needed = encoded.reduce((n, x) => n + x.bytes.byteLength, 0);
+    const kill = writePoint(this.path);
     this.write(describeSnapshots(encoded), () => {
       for (const { bytes, header, headLength } of encoded) {
         const key: Key = [header.group, header.step];
         this.records.putSync(key, bytes as Buffer);
+        // The fault-injection suite's power cut in the middle of a write: the transaction never commits.
+        if (kill) killPoint(kill, header.step);
         this.heads.putSync(key, bytes.subarray(0, headLength) as Buffer);
       }
-    });
+    }, needed);
     // Committed (visible to readers) above; resolve once it is on disk too, like the directory store's fsync.
     await this.env.flushed;
     return encoded.map((x) => x.header);
@@ -132,11 +141,11 @@ export class LmdbSnapshotStore implements SnapshotStore {
    * also rejects an internal promise nobody can handle, and the unhandled rejection ends the process. A
    * synchronous commit fails by throwing, and nothing else.
    */
-  private write(what: string, body: () => void): void {
+  private write(what: string, body: () => void, bytes?: number): void {
     try {
       this.env.transactionSync(body);
     } catch (e) {
-      throw writeError(e, this.where, what, true);
+      throw writeError(e, this.where, what, { eioIsFull: true, bytes });
     }
   }
 

@@ -477,7 +477,7 @@ export class S3SnapshotStore implements SnapshotStore {
     } catch (e) {
       if (condition && isConflict(e)) return 'conflict';
       if (isNoSuchBucket(e)) throw this.failure(e, key, 'writing');
-      throw writeError(e, this.label(key), what);
+      throw writeError(e, this.label(key), what, { bytes: body.byteLength });
     }
   }
 

@@ -480,15 +480,25 @@ export function describeSnapshots(headers: readonly { header: SnapshotHeader }[]
 /**
  * A clear SnapshotError for a failed write of `what` to the store at `where`: `full` when the storage reports no room
  * (LMDB also reports a short write as EIO, so `eioIsFull` for it), `io` otherwise. Either way what was committed
- * before stays intact.
+ * before stays intact. `bytes`, when given, is how much the write needed (the encoded records' length): a `full`
+ * message names it, so whoever frees space knows how much is enough:
+ *
+ *   <where>: no room to write group 0 step 2 (8,388,936 bytes; <cause>, code ENOSPC): the disk is full, or a quota
+ *   or file-size limit was hit; the snapshots committed before are intact
  */
-export function writeError(cause: unknown, where: string, what: string, eioIsFull = false): SnapshotError {
+export function writeError(
+  cause: unknown,
+  where: string,
+  what: string,
+  { eioIsFull = false, bytes }: { eioIsFull?: boolean; bytes?: number } = {},
+): SnapshotError {
   const code = (cause as { code?: unknown } | undefined)?.code;
   const detail = `${(cause as Error)?.message ?? String(cause)}${code !== undefined ? `, code ${String(code)}` : ''}`;
   if (isNoRoom(cause) || (eioIsFull && (code === 5 || code === 'EIO'))) {
+    const needed = bytes !== undefined ? `${bytes.toLocaleString('en-US')} bytes; ` : '';
     return new SnapshotError(
       'full',
-      `${where}: no room to write ${what} (${detail}): the disk${eioIsFull ? ' or the LMDB map' : ''} is full, ` +
+      `${where}: no room to write ${what} (${needed}${detail}): the disk${eioIsFull ? ' or the LMDB map' : ''} is full, ` +
         'or a quota or file-size limit was hit; the snapshots committed before are intact',
       { cause },
     );

@@ -12,7 +12,9 @@ import type { ModelState } from '../protocol.js';
 import type { NamedArray, Snapshot, SnapshotInput, SnapshotStore } from '../store/snapshot.js';
 import type { DataCursor } from '../workloads/workload.js';
 import { SerialQueue } from '../util/serial-queue.js';
-import type { CheckpointEvent } from './events.js';
+import { SnapshotError } from '../store/snapshot.js';
+import type { CheckpointEvent, WarningEvent } from './events.js';
+import { killPoint } from '../util/kill-point.js';
 
 export interface GroupCheckpoint {
   state: ModelState;
@@ -94,6 +96,7 @@ export class CheckpointWriter {
     await this.store.prune(this.group, this.config.checkpoint.keep, common);
     const bytes = snapshot.tensors.reduce((m, t) => m + t.data.byteLength, 0);
     this.emit({ type: 'checkpoint', group: this.group, step, ms: performance.now() - t0, bytes, time: Date.now() });
+    killPoint('checkpoint', step);
   }
 }
 
@@ -111,4 +114,56 @@ export async function loadLatestCheckpoint(store: SnapshotStore, config: Pick<Co
   const groups: GroupCheckpoint[] = [];
   for (let g = 0; g < config.groups; g++) groups.push(await loadCheckpoint(store, g, step));
   return { step, groups };
+}
+
+/** A checkpoint that cannot be read back as written (its checksum fails, it is cut short): a store error, not a missing one. */
+const damaged = (err: unknown): err is SnapshotError => err instanceof SnapshotError && err.kind !== 'io';
+
+/**
+ * The newest step at which group `group`'s checkpoint reads back intact, below `before` (default: any), or
+ * undefined when none does. A damaged one is reported through `warn` and passed over for the one before it.
+ */
+export async function newestIntactCheckpoint(
+  store: SnapshotStore,
+  group: number,
+  warn: (e: WarningEvent) => void,
+  before = Infinity,
+): Promise<number | undefined> {
+  const steps = (await store.list(group)).map((h) => h.step).filter((s) => s < before).sort((a, b) => b - a);
+  for (const step of steps) {
+    if (await readsBack(store, group, step, warn)) return step;
+  }
+  return undefined;
+}
+
+/**
+ * The newest step at which every group has a checkpoint that reads back intact (where a whole run resumes), or
+ * undefined. Damaged checkpoints are reported through `warn`; the run resumes from the newest step before them.
+ */
+export async function newestIntactCommonStep(store: SnapshotStore, groups: number, warn: (e: WarningEvent) => void): Promise<number | undefined> {
+  const lists = await Promise.all(Array.from({ length: groups }, (_, g) => store.list(g)));
+  const common = lists[0].map((h) => h.step).filter((s) => lists.every((l) => l.some((h) => h.step === s)));
+  for (const step of common.sort((a, b) => b - a)) {
+    let intact = true;
+    for (let g = 0; g < groups && intact; g++) intact = await readsBack(store, g, step, warn);
+    if (intact) return step;
+  }
+  return undefined;
+}
+
+async function readsBack(store: SnapshotStore, group: number, step: number, warn: (e: WarningEvent) => void): Promise<boolean> {
+  try {
+    return (await store.get(group, step)) !== undefined;
+  } catch (err) {
+    if (!damaged(err)) throw err;
+    warn({
+      type: 'warning',
+      kind: 'damaged-checkpoint',
+      group,
+      step,
+      message: `${(err as Error).message}; passed over for an older checkpoint`,
+      time: Date.now(),
+    });
+    return false;
+  }
 }

@@ -2,11 +2,18 @@
  * Validation off the training threads' critical path: a teacher actor of its own evaluates every group's model and
  * their ensemble on the held-out examples once all groups have reached an evaluation step. Groups hand their weights
  * over and carry on training; results arrive later as `eval` events, in step order.
+ *
+ * An evaluation whose actor fails (its worker throws or dies: `isActorFault`, src/util/actor.ts) runs again on a
+ * fresh actor, up to `placement.restarts` times in the run, each time reported through `onRestart`; the run's
+ * evaluations are then the same as if nothing had happened. Past that, or for an error that is not the actor's,
+ * `drain` rethrows the first failure, an ActorError naming the evaluator ("evaluator: exited (code 1)").
  */
 import type { Config } from '../config/schema.js';
 import { batchBuffers, rowCopy } from '../workloads/batch.js';
 import type { Batch, MetricName, WorkloadData } from '../workloads/workload.js';
 import type { EvalEvent } from './events.js';
+import type { WorkerFaultKind } from './faults.js';
+import { isActorFault } from '../util/actor.js';
 import { StepGather } from './step-gather.js';
 import { startTeacherActor, type TeacherClient } from './teachers.js';
 
@@ -19,9 +26,20 @@ export const evalChunkRows = (positionsPerRow: number, classes: number): number 
 
 export class Evaluator {
   private readonly gather: StepGather<Float32Array>;
+  /** The first evaluation that failed since the start (or the last restart). */
+  private failure: Error | undefined;
+  /** Bumped by `restart`: a failure of an evaluation that ran on an actor replaced since is not kept. */
+  private generation = 0;
+  private closed = false;
+  /** Times the actor was replaced after a failure. */
+  private restarts = 0;
+  /** Called when a failed evaluation runs again on a fresh actor: the step, the restart's number, the failure. */
+  onRestart: ((step: number, attempt: number, reason: string) => void) | undefined;
 
   private constructor(
-    private readonly actor: TeacherClient,
+    private actor: TeacherClient,
+    private readonly config: Config,
+    private readonly classes: number,
     /** The groups evaluated, undefined: all of the run's. */
     private readonly only: readonly number[] | undefined,
     groups: number,
@@ -30,7 +48,25 @@ export class Evaluator {
     private readonly chunkRows: number,
     private readonly emit: (e: EvalEvent) => void,
   ) {
-    this.gather = new StepGather(groups, (step, weights) => this.evaluate(step, weights));
+    this.gather = new StepGather(groups, async (step, weights) => {
+      for (;;) {
+        const generation = this.generation;
+        try {
+          // A copy goes to the actor: the weights stay here for a retry.
+          await this.evaluate(step, weights.map((w) => w.slice()));
+          return;
+        } catch (err) {
+          if (generation !== this.generation) continue; // the actor was replaced meanwhile: run it on the new one
+          if (this.closed || !isActorFault(err) || this.restarts >= this.config.placement.restarts) {
+            this.failure ??= err as Error;
+            return;
+          }
+          this.restarts++;
+          this.onRestart?.(step, this.restarts, (err as Error).message);
+          await this.restart();
+        }
+      }
+    });
   }
 
   /**
@@ -46,7 +82,7 @@ export class Evaluator {
   ): Promise<Evaluator> {
     const actor = await startTeacherActor('evaluator', config, data.classes);
     const chunkRows = evalChunkRows(data.positionsPerRow, data.classes);
-    return new Evaluator(actor, only, only?.length ?? config.groups, data.validation, metrics, chunkRows, emit);
+    return new Evaluator(actor, config, data.classes, only, only?.length ?? config.groups, data.validation, metrics, chunkRows, emit);
   }
 
   /** Group `group`'s weights after `step` updates; evaluation starts when every group has submitted that step. */
@@ -54,17 +90,41 @@ export class Evaluator {
     this.gather.submit(this.only ? this.only.indexOf(group) : group, step, weights);
   }
 
-  /** Waits for every evaluation submitted so far; rethrows the first failure. */
-  drain(): Promise<void> {
-    return this.gather.drain();
+  /** Waits for every evaluation submitted so far; rethrows the first failure (since the start or the last restart). */
+  async drain(): Promise<void> {
+    await this.gather.drain();
+    if (this.failure) throw this.failure;
+  }
+
+  /**
+   * Replaces the actor with a fresh one (after a failure, `drain` having said so) and forgets the failure. The
+   * evaluations that failed are lost; those queued behind them, and the steps not every group has submitted yet,
+   * run on the new actor. Injected faults are not carried over.
+   */
+  async restart(): Promise<void> {
+    if (this.closed) throw new Error('the evaluator is closed');
+    const old = this.actor;
+    this.actor = await startTeacherActor('evaluator', this.config, this.classes);
+    this.generation++;
+    this.failure = undefined;
+    await old.close();
+  }
+
+  /**
+   * Fault injection: the evaluation of step `atStep` throws in the evaluator's worker ("evaluator: injected fault at
+   * step N"), or the worker exits ("evaluator: exited (code 1)").
+   */
+  async injectFault(atStep: number, kind: WorkerFaultKind = 'throw'): Promise<void> {
+    await this.actor.request({ type: 'injectFault', id: 0, atStep, kind }, 'ok');
   }
 
   private async evaluate(step: number, weights: Float32Array[]): Promise<void> {
+    const actor = this.actor;
     const slots = weights.map((_, g) => `g${g}`);
-    await Promise.all(weights.map((w, g) => this.actor.request({ type: 'load', id: 0, slot: slots[g], weights: w }, 'ok', [w.buffer])));
+    await Promise.all(weights.map((w, g) => actor.request({ type: 'load', id: 0, slot: slots[g], weights: w }, 'ok', [w.buffer])));
     const batch = rowCopy(this.examples);
-    const r = await this.actor.request(
-      { type: 'evaluate', id: 0, slots, batch, chunkRows: this.chunkRows, metrics: this.metrics },
+    const r = await actor.request(
+      { type: 'evaluate', id: 0, slots, batch, chunkRows: this.chunkRows, metrics: this.metrics, step },
       'evaluated',
       batchBuffers(batch),
     );
@@ -74,6 +134,7 @@ export class Evaluator {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     await this.actor.close();
   }
 }

@@ -41,6 +41,8 @@ export interface StepEvent {
   teacherWaitMs: number;
   /** Steps between this step and the oldest teacher snapshot used (undefined while distillation is off). */
   staleness?: number;
+  /** The update was not applied: the loss or gradient was not finite (`guard.nonFinite = skip`). */
+  skipped?: boolean;
   time: number;
 }
 
@@ -75,7 +77,10 @@ export interface CheckpointEvent {
   time: number;
 }
 
-/** Process placement: a group process died and was started again from its newest checkpoint. */
+/**
+ * A group was started again from its newest checkpoint: its process died, one of its actors (a replica, reader or
+ * teacher worker) failed, or a non-finite step rolled it back.
+ */
 export interface RestartEvent {
   type: 'restart';
   group: number;
@@ -83,7 +88,7 @@ export interface RestartEvent {
   fromStep: number;
   /** How many times this group has been restarted, this one included. */
   attempt: number;
-  /** How the process ended. */
+  /** What happened: how the process ended, or the actor's error. */
   reason: string;
   time: number;
 }
@@ -109,10 +114,24 @@ export interface StoppedEvent {
   time: number;
 }
 
+/**
+ * Something went wrong that the run survived: a step skipped for a non-finite loss or gradient, a damaged
+ * checkpoint passed over, a validation loss far above its best, an evaluation run again on a fresh evaluator.
+ */
+export interface WarningEvent {
+  type: 'warning';
+  kind: 'non-finite' | 'damaged-checkpoint' | 'divergence' | 'evaluator-restart';
+  /** The group concerned, when one is. */
+  group?: number;
+  step: number;
+  message: string;
+  time: number;
+}
+
 export interface ErrorEvent {
   type: 'error';
   message: string;
   time: number;
 }
 
-export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | RestartEvent | DoneEvent | StoppedEvent | ErrorEvent;
+export type RunEvent = StartEvent | StepEvent | EvalEvent | ExchangeEvent | CheckpointEvent | RestartEvent | WarningEvent | DoneEvent | StoppedEvent | ErrorEvent;

@@ -9,11 +9,14 @@ import type { SnapshotStore } from '../store/snapshot.js';
 import { openSnapshotStore } from '../store/index.js';
 import { StoreExchange } from '../exchange/store-exchange.js';
 import type { WorkloadData } from '../workloads/workload.js';
-import { GroupTrainer, type GroupTrainerOptions } from './group-trainer.js';
+import type { GroupTrainerOptions } from './group-trainer.js';
+import { newestIntactCheckpoint } from './checkpoints.js';
+import { SupervisedGroup, type SupervisedOptions } from './supervised-group.js';
 import { exchangeKeep, runStoreOf } from './run-store.js';
 
 export interface HostedGroup {
-  trainer: GroupTrainer;
+  /** The group's loop, restarted from its checkpoint when one of its actors fails. */
+  trainer: SupervisedGroup;
   /** The checkpoint step the group continues from (0: the initialisation). */
   from: number;
   data: WorkloadData;
@@ -21,7 +24,8 @@ export interface HostedGroup {
   close(): Promise<void>;
 }
 
-export type HostOptions = Pick<GroupTrainerOptions, 'group' | 'faults' | 'emit' | 'evaluate'> & {
+export type HostOptions = Pick<GroupTrainerOptions, 'group' | 'faults' | 'evaluate'> & {
+  emit: SupervisedOptions['emit'];
   config: Config;
   runDir: string;
   /** The checkpoint step to continue from; 'newest': the group's newest checkpoint in the store, if any. */
@@ -53,8 +57,8 @@ export async function hostGroup(o: HostOptions): Promise<HostedGroup> {
     closers.push(() => checkpoints.close());
     const exchange = storeExchange(config, runDir);
     closers.push(() => exchange.close());
-    const from = o.from === 'newest' ? (await checkpoints.latest(o.group))?.step : o.from;
-    const trainer = await GroupTrainer.start({ ...o, from, runId: store.url, data, exchange, checkpoints });
+    const from = o.from === 'newest' ? await newestIntactCheckpoint(checkpoints, o.group, o.emit) : o.from;
+    const trainer = await SupervisedGroup.start({ ...o, from, runId: store.url, data, exchange, checkpoints });
     closers.push(() => trainer.close());
     return { trainer, from: from ?? 0, data, checkpoints, close };
   } catch (err) {

@@ -49,5 +49,9 @@ process.on('message', (m: ToGroupProcess) => {
     hosted?.trainer.stop(stopAt);
   }
 });
+// Ctrl-C reaches every process of the terminal's process group, and a service manager may signal the whole group:
+// the supervisor decides how the run stops (every group checkpoints the same step), so its children ignore both.
+process.on('SIGINT', () => undefined);
+process.on('SIGTERM', () => undefined);
 // The supervisor is gone: nobody would read what this process does next.
 process.on('disconnect', () => process.exit(1));

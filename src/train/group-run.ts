@@ -13,9 +13,10 @@ import type { Config } from '../config/schema.js';
 import { Evaluator } from './evaluator.js';
 import type { EvalEvent, RunEvent } from './events.js';
 import { hostGroup } from './group-host.js';
-import { appendMetrics } from './metrics.js';
+import { appendMetrics, type MetricsLog } from './metrics.js';
+import { lockRunFolder } from './run-folder.js';
 import { claimRunConfig, runStoreOf } from './run-store.js';
-import { finishRun, runDirOf, runOf, type Run, type RunSummary, type StopControl } from './run.js';
+import { evaluatorRestarted, finishRun, runDirOf, runOf, type Run, type RunSummary, type StopControl } from './run.js';
 
 /** Environment variables through which common launchers number their tasks 0..N-1. */
 export const GROUP_INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'SLURM_PROCID'] as const;
@@ -60,12 +61,16 @@ async function executeGroup({ config, group }: GroupRunOptions, runDir: string, 
   const workload = workloadOf(config);
   const started = Date.now();
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  const metrics = appendMetrics(join(runDir, `metrics-group-${group}.jsonl`), emit);
-  const log = metrics.emit;
-  const evals: EvalEvent[] = [];
+  // The groups of a run may share a folder (one machine, or a shared file system): each holds a lock of its own.
+  const lock = lockRunFolder(runDir, `group-${group}.lock`);
   const closers: (() => Promise<void>)[] = [];
+  let metrics: MetricsLog | undefined;
   try {
+    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    const m = appendMetrics(join(runDir, `metrics-group-${group}.jsonl`), emit, () => stop.request());
+    metrics = m;
+    const log = m.emit;
+    const evals: EvalEvent[] = [];
     await claimRunConfig(runStoreOf(config, runDir), config);
     let evaluator: Evaluator | undefined;
     const hosted = await hostGroup({
@@ -82,6 +87,7 @@ async function executeGroup({ config, group }: GroupRunOptions, runDir: string, 
       log(e);
     }, [group]);
     closers.push(() => evaluator!.close());
+    evaluator.onRestart = evaluatorRestarted(config, log);
     const { trainer, from: fromStep } = hosted;
     log({ type: 'start', runId: runDir, runDir, backend: trainer.backend, parameters: trainer.parameters, unit: workload.unit, config, fromStep, time: Date.now() });
     const trainingStarted = Date.now();
@@ -90,9 +96,14 @@ async function executeGroup({ config, group }: GroupRunOptions, runDir: string, 
     const trainingSeconds = (Date.now() - trainingStarted) / 1000;
     await evaluator.drain();
     const resumesAt = (await hosted.checkpoints.latest(group))?.step;
+    if (m.failure) throw m.failure;
     return finishRun({ config, runDir, started, trainingSeconds, fromStep, reached, resumesAt, groups: 1, evals, data: hosted.data, log });
+  } catch (err) {
+    metrics?.emit({ type: 'error', message: (err as Error).message, time: Date.now() });
+    throw err;
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
-    await metrics.close();
+    await metrics?.close();
+    lock.release();
   }
 }

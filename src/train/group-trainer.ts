@@ -21,12 +21,14 @@ import type { Exchange, Published } from '../exchange/exchange.js';
 import { Group } from '../group/group.js';
 import type { SnapshotStore } from '../store/snapshot.js';
 import type { TrainBatch, TrainStream, WorkloadData } from '../workloads/workload.js';
+import type { FaultKind } from './faults.js';
 import { eachValue } from '../../streams/each-value.js';
 import { pullEach } from '../../streams/pull-each.js';
 import { CheckpointWriter, loadCheckpoint } from './checkpoints.js';
-import type { CheckpointEvent, ExchangeEvent, StepEvent } from './events.js';
+import type { CheckpointEvent, ExchangeEvent, StepEvent, WarningEvent } from './events.js';
 import { distillWeight, exchangeDue, learningRate, periodicDue } from './schedule.js';
 import { GroupTeacher, type TeacherResult } from './teachers.js';
+import { killPoint } from '../util/kill-point.js';
 
 /** Each group starts from its own initialisation. */
 export const groupSeed = (seed: number, group: number): number => (seed * 7919 + group * 104729) >>> 0;
@@ -47,11 +49,25 @@ export interface GroupTrainerOptions {
   checkpoints: SnapshotStore;
   /** The step of this group's checkpoint to continue from; undefined starts from the initialisation. */
   from?: number;
-  emit: (e: StepEvent | ExchangeEvent | CheckpointEvent) => void;
+  emit: (e: StepEvent | ExchangeEvent | CheckpointEvent | WarningEvent) => void;
   /** Receives the group's weights at each evaluation step (the evaluator gathers every group's). */
   evaluate: (group: number, step: number, weights: Float32Array) => void;
-  /** Fault injection: make a replica throw at a step (tests, the fault-injection suite). */
-  faults?: { replica: number; atStep: number }[];
+  /** Fault injection (tests, the fault-injection suite): actors of this group that fail at a step. */
+  faults?: InjectedFault[];
+}
+
+/**
+ * A fault to inject into one of a group's actors at step `atStep` (0-based: the step that makes `atStep + 1`
+ * updates): a replica, the reader serving that step's batch, or the group's teacher throws, or its worker exits, or
+ * (a replica) computes a NaN loss. It happens once, or on every attempt when `repeat` is set.
+ */
+export interface InjectedFault {
+  actor?: 'replica' | 'reader' | 'teacher';
+  /** The replica, for actor 'replica' (default 0). */
+  replica?: number;
+  atStep: number;
+  kind?: FaultKind;
+  repeat?: boolean;
 }
 
 interface PreparedStep {
@@ -89,12 +105,18 @@ export class GroupTrainer {
     const model = await Group.start({ group: g, replicas: config.replicas, config, classes, seed: groupSeed(config.seed, g) });
     const closers: (() => Promise<void>)[] = [() => model.close()];
     try {
-      for (const f of o.faults ?? []) await model.injectFault(f.replica, f.atStep);
+      const faults = o.faults ?? [];
+      for (const f of faults.filter((f) => (f.actor ?? 'replica') === 'replica')) await model.injectFault(f.replica ?? 0, f.atStep, f.kind ?? 'throw');
       if (resumed) await model.setState(resumed.state);
       const published = resumed?.published ?? { group: g, step: 0, weights: (await model.state(false)).weights };
       await o.exchange.publish(g, published.step, published.weights);
       const teacher = distilling(config) ? await GroupTeacher.start(g, config, classes, positionsPerRow, o.exchange) : undefined;
       if (teacher) closers.push(() => teacher.close());
+      for (const f of faults.filter((f) => f.actor === 'teacher')) {
+        if (!teacher) throw new Error(`group ${g} has no teacher to inject a fault into (distillation is off)`);
+        await teacher.injectFault(f.atStep, f.kind === 'exit' ? 'exit' : 'throw');
+      }
+      const readerFault = faults.find((f) => f.actor === 'reader' && f.atStep >= (o.from ?? 0));
       const stream = data.openStream({
         group: g,
         groups: config.groups,
@@ -102,6 +124,7 @@ export class GroupTrainer {
         batch: config.optim.batch,
         seed: config.seed,
         cursor: resumed?.cursor,
+        fault: readerFault && { atBatch: readerFault.atStep - (o.from ?? 0), kind: readerFault.kind === 'exit' ? 'exit' : 'throw' },
       });
       const checkpoints = new CheckpointWriter(o.checkpoints, config, o.runId, g, o.emit);
       return new GroupTrainer(o, model, teacher, stream, checkpoints, o.from ?? 0, published);
@@ -163,6 +186,10 @@ export class GroupTrainer {
 
       done = s + 1;
       last = batch;
+      if (r.skipped) {
+        const what = r.skipped.what === 'loss' ? `the loss was ${r.skipped.value}` : `the gradient norm was ${r.skipped.value}`;
+        this.o.emit({ type: 'warning', kind: 'non-finite', group: g, step: done, message: `group ${g} skipped step ${done}: ${what} (guard.nonFinite = skip)`, time: Date.now() });
+      }
       this.o.emit({
         type: 'step',
         group: g,
@@ -179,9 +206,11 @@ export class GroupTrainer {
         reduceMs: r.reduceMs,
         teacherWaitMs,
         staleness: target ? s - Math.min(...target.snapshotSteps) : undefined,
+        ...(r.skipped ? { skipped: true } : {}),
         time: Date.now(),
       });
       t0 = performance.now();
+      killPoint('step', done);
 
       const publish = config.groups > 1 && exchangeDue(done, config.distill.exchangeEvery, config.distill.burnIn);
       const evaluate = periodicDue(done, config.eval.every, config.steps);

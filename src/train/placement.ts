@@ -7,6 +7,9 @@
  *   CUDA_VISIBLE_DEVICES from `placement.devices`, the exchange through the run's store. A child that dies is started
  *   again from its group's newest checkpoint, up to `placement.restarts` times; the events it repeats while it
  *   catches up are dropped, so the run's log reads as if it had never died.
+ *
+ * Either way a group whose actor fails (a replica, reader or teacher worker) is restarted from its newest checkpoint
+ * where it runs (supervised-group.ts).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import type { Config } from '../config/schema.js';
@@ -18,8 +21,10 @@ import { compiledFile } from '../util/paths.js';
 import type { WorkloadData } from '../workloads/workload.js';
 import type { RunEvent } from './events.js';
 import { storeExchange } from './group-host.js';
-import { GroupTrainer } from './group-trainer.js';
-import { runStoreOf } from './run-store.js';
+import { newestIntactCheckpoint } from './checkpoints.js';
+import type { InjectedFault } from './group-trainer.js';
+import { exchangeKeep, runStoreOf } from './run-store.js';
+import { ReplayFilter, SupervisedGroup } from './supervised-group.js';
 
 /** One group as the supervisor sees it, wherever it runs. */
 export interface PlacedGroup {
@@ -44,8 +49,8 @@ export interface PlacementContext {
   checkpoints: SnapshotStore;
   emit: (e: RunEvent) => void;
   evaluate: (group: number, step: number, weights: Float32Array) => void;
-  /** Fault injection: a replica throws at a step. */
-  faults?: { group: number; replica: number; atStep: number }[];
+  /** Fault injection: actors of a group fail at a step. */
+  faults?: (InjectedFault & { group: number })[];
   /** Fault injection (process placement): the group's process is killed once it reports this step. */
   kills?: { group: number; atStep: number }[];
 }
@@ -55,7 +60,8 @@ export interface Placement {
   close(): Promise<void>;
 }
 
-const faultsOf = (ctx: PlacementContext, g: number) => (ctx.faults ?? []).filter((f) => f.group === g);
+const faultsOf = (ctx: PlacementContext, g: number): InjectedFault[] =>
+  (ctx.faults ?? []).filter((f) => f.group === g).map(({ group: _, ...f }) => f);
 
 /** Starts every group; if any fails to start, the ones that did are closed and the first failure is thrown. */
 async function startAll(ctx: PlacementContext, start: (g: number) => Promise<PlacedGroup>, after: () => Promise<void>): Promise<Placement> {
@@ -80,12 +86,12 @@ export async function placeGroups(ctx: PlacementContext): Promise<Placement> {
   if (ctx.kills?.length) throw new Error('killing a group process needs placement.mode = process');
   const exchange: Exchange = runStoreOf(ctx.config, ctx.runDir).named
     ? storeExchange(ctx.config, ctx.runDir)
-    : new MemoryExchange(ctx.config.groups);
+    : new MemoryExchange(ctx.config.groups, exchangeKeep(ctx.config));
   return startAll(ctx, (g) => threadGroup(ctx, g, exchange), () => exchange.close());
 }
 
 async function threadGroup(ctx: PlacementContext, g: number, exchange: Exchange): Promise<PlacedGroup> {
-  const trainer = await GroupTrainer.start({
+  const trainer = await SupervisedGroup.start({
     config: ctx.config,
     group: g,
     runId: runStoreOf(ctx.config, ctx.runDir).url,
@@ -117,8 +123,8 @@ class GroupProcess implements PlacedGroup {
   parameters = 0;
   private child: ChildProcess | undefined;
   private restarts = 0;
-  /** The newest step of each kind of event passed on: a restarted child repeats older ones, which are dropped. */
-  private readonly passed = { step: 0, exchange: -1, checkpoint: -1, evaluate: -1 };
+  /** A restarted child repeats older events, which are dropped. */
+  private readonly filter: ReplayFilter;
   private readonly killsLeft: number[];
   /** The child now running (replaced on a restart). */
   private attempt!: Attempt;
@@ -131,7 +137,7 @@ class GroupProcess implements PlacedGroup {
     readonly group: number,
   ) {
     this.killsLeft = (ctx.kills ?? []).filter((k) => k.group === group).map((k) => k.atStep);
-    this.passed.step = ctx.from ?? 0;
+    this.filter = new ReplayFilter(ctx.from ?? 0);
   }
 
   static async start(ctx: PlacementContext, group: number): Promise<GroupProcess> {
@@ -156,8 +162,8 @@ class GroupProcess implements PlacedGroup {
         throw new RunError(`group ${this.group}'s process ${end.how}${end.message ? `: ${end.message}` : ''}${tried}`);
       }
       this.restarts++;
-      const from = (await this.ctx.checkpoints.latest(this.group))?.step;
-      this.ctx.emit({ type: 'restart', group: this.group, fromStep: from ?? 0, attempt: this.restarts, reason: end.how, time: Date.now() });
+      const from = await newestIntactCheckpoint(this.ctx.checkpoints, this.group, this.ctx.emit);
+      this.ctx.emit({ type: 'restart', group: this.group, fromStep: from ?? 0, attempt: this.restarts, reason: `process ${end.how}`, time: Date.now() });
       this.attempt = this.launch(from);
       await this.attempt.ready.catch(() => undefined); // a failed start shows as the attempt's end
     }
@@ -209,10 +215,7 @@ class GroupProcess implements PlacedGroup {
             this.pass(m.event);
             break;
           case 'evaluate':
-            if (m.step > this.passed.evaluate) {
-              this.passed.evaluate = m.step;
-              this.ctx.evaluate(this.group, m.step, m.weights);
-            }
+            if (this.filter.fresh('evaluate', m.step)) this.ctx.evaluate(this.group, m.step, m.weights);
             break;
           case 'done':
             done = true;
@@ -229,16 +232,16 @@ class GroupProcess implements PlacedGroup {
     const ended = new Promise<AttemptEnd>((resolve) =>
       child.once('exit', (code, signal) => resolve({ done: done && code === 0, steps, how: ending(code, signal), message })),
     );
-    const faults = faultsOf(this.ctx, this.group).map(({ replica, atStep }) => ({ replica, atStep }));
+    // An injected fault happens in the first process only, unless it is meant to repeat.
+    const faults = faultsOf(this.ctx, this.group).filter((f) => f.repeat || this.restarts === 0);
     child.send({ type: 'start', config, runDir, group: this.group, from, faults } satisfies ToGroupProcess);
     if (this.stopping) child.send({ type: 'stop', at: this.stopAt } satisfies ToGroupProcess);
     return { ready, ended };
   }
 
   private pass(e: GroupEvent): void {
-    const kind = e.type === 'step' ? 'step' : e.type;
-    if (e.step <= this.passed[kind]) return;
-    this.passed[kind] = e.step;
+    // A group's own restart events are its child's: they are new whenever they come.
+    if (e.type !== 'restart' && !this.filter.fresh(e.type, e.step)) return;
     this.ctx.emit(e);
     if (e.type === 'step' && this.killsLeft.length > 0 && e.step >= this.killsLeft[0]) {
       this.killsLeft.shift();

@@ -8,6 +8,8 @@
  *   evaluates   each model and their ensemble on the validation set, once every group has reached an eval step;
  *   restarts    a group process that dies, from its newest checkpoint (placement.ts);
  *   stops       the others with a final checkpoint when a group fails for good, and reports which one failed;
+ *   guards      its folder (one process at a time, a new run never over an old one, a resume of the same models),
+ *               and watches the validation loss for a run that diverges;
  *   tears down  every actor, process and store, whatever happened.
  *
  * Everything observable goes out on `events$`; the progress display, metrics log and service only read that.
@@ -21,17 +23,28 @@ import type { WorkloadData } from '../workloads/workload.js';
 import { RunError } from '../group/group.js';
 import { openSnapshotStore } from '../store/index.js';
 import { Evaluator } from './evaluator.js';
+import { newestIntactCommonStep } from './checkpoints.js';
 import type { EvalEvent, RunEvent } from './events.js';
-import { appendMetrics } from './metrics.js';
+import type { InjectedFault } from './group-trainer.js';
+import { appendMetrics, type MetricsLog } from './metrics.js';
+import { DivergenceWatch } from './divergence.js';
 import { placeGroups } from './placement.js';
+import { checkResume, claimNewRunFolder, lockRunFolder, savedConfig } from './run-folder.js';
 import { claimRunConfig, runStoreOf } from './run-store.js';
+import { killPoint } from '../util/kill-point.js';
 
 export interface TrainOptions {
   config: Config;
   /** Continue the run in this folder from its newest checkpoint. */
   resume?: string;
-  /** Fault injection: make a replica throw at a step (tests, the fault-injection suite). */
-  faults?: { group: number; replica: number; atStep: number }[];
+  /**
+   * Start a new run in a folder that holds one (checkpoints, or a log of training steps), emptying it first.
+   * Without it such a folder is refused: resume it, or name the new run otherwise.
+   */
+  overwrite?: boolean;
+  /** Fault injection (tests, the fault-injection suite): a group's actor fails at a step; or the evaluator does. */
+  faults?: (InjectedFault & { group: number })[];
+  evaluatorFaults?: { atStep: number; kind: 'throw' | 'exit' }[];
   /** Fault injection with process placement: kill a group's process once it has done a step. */
   kills?: { group: number; atStep: number }[];
 }
@@ -71,10 +84,12 @@ export interface Run {
   stop(): Promise<RunSummary>;
 }
 
-/** How a run's work learns that `stop` was called. */
+/** How a run's work learns that `stop` was called, and asks for it itself (a failed log, a diverging loss). */
 export interface StopControl {
   /** Calls `f` once a stop is asked for (at once if it already was). */
   onStop(f: () => void): void;
+  /** Stops the run as `Run.stop` does (every group checkpoints the same step). */
+  request(): void;
 }
 
 export function runDirOf(config: Config): string {
@@ -92,28 +107,38 @@ export function runOf(runDir: string, work: (emit: (e: RunEvent) => void, stop: 
   const events = new ReplaySubject<RunEvent>();
   let requested = false;
   const waiting: (() => void)[] = [];
+  const request = () => {
+    if (requested) return;
+    requested = true;
+    for (const f of waiting.splice(0)) f();
+  };
   const control: StopControl = {
     onStop(f) {
       if (requested) f();
       else waiting.push(f);
     },
+    request,
   };
-  const done = work((e) => events.next(e), control).then(
+  // The work logs its own error event (into the run's metrics log) once it has claimed the folder; a failure
+  // before that (the folder is another run's, or locked) still ends the stream with one.
+  let errored = false;
+  const emit = (e: RunEvent) => {
+    if (e.type === 'error') errored = true;
+    events.next(e);
+  };
+  const done = work(emit, control).then(
     (summary) => {
       events.complete();
       return summary;
     },
     (err: Error) => {
-      events.next({ type: 'error', message: err.message, time: Date.now() });
+      if (!errored) events.next({ type: 'error', message: err.message, time: Date.now() });
       events.complete();
       throw err;
     },
   );
   const stop = () => {
-    if (!requested) {
-      requested = true;
-      for (const f of waiting.splice(0)) f();
-    }
+    request();
     return done;
   };
   return { runDir, events$: events.asObservable(), done, stop };
@@ -121,81 +146,141 @@ export function runOf(runDir: string, work: (emit: (e: RunEvent) => void, stop: 
 
 async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) => void, stop: StopControl): Promise<RunSummary> {
   const config = opts.config;
-  const n = config.groups;
   const workload = workloadOf(config);
   const started = Date.now();
   mkdirSync(runDir, { recursive: true });
-  writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-  const stopMetrics = appendMetrics(join(runDir, 'metrics.jsonl'), emit);
-  const log = stopMetrics.emit;
-
+  const lock = lockRunFolder(runDir);
   const closers: (() => Promise<void>)[] = [];
-  const evals: EvalEvent[] = [];
+  let metrics: MetricsLog | undefined;
   try {
-    const data = await workload.open(config);
-    closers.push(() => data.close());
-    const store = runStoreOf(config, runDir);
-    const checkpoints = openSnapshotStore(store.checkpoints);
-    closers.push(() => checkpoints.close());
-    const from = opts.resume ? await checkpoints.latestCommonStep(n) : undefined;
-    if (!opts.resume && (await checkpoints.list()).length > 0) {
-      throw new RunError(`${checkpoints.where} already holds checkpoints of a run: resume it, or start this one under another name or store.url`);
+    // Nothing is written into the folder until it is known to be this run's.
+    const saved = opts.resume ? savedConfig(runDir) : undefined;
+    if (opts.resume && !saved) throw new RunError(`cannot resume ${runDir}: it has no config.json (is it a run folder?)`);
+    if (saved) checkResume(saved, config, workload, runDir);
+    if (!opts.resume) {
+      await claimNewRunFolder(config, runDir, opts.overwrite ?? false);
+      writeRunConfig(runDir, config); // a new run's config is there from the start, so that a failed start is on record
     }
-    await claimRunConfig(store, config, opts.resume !== undefined);
-    const evaluator = await Evaluator.start(config, data, workload.metrics, (e) => {
-      evals.push(e);
-      log(e);
-    });
-    closers.push(() => evaluator.close());
-
-    // The newest step each group has reported: a stop asks every group to stop at the same step.
-    const reached = new Array<number>(n).fill(from ?? 0);
-    const placement = await placeGroups({
-      config,
-      runDir,
-      from,
-      data,
-      checkpoints,
-      emit: (e) => {
-        if (e.type === 'step') reached[e.group] = e.step;
-        log(e);
-      },
-      evaluate: (g, step, weights) => evaluator.submit(g, step, weights),
-      faults: opts.faults,
-      kills: opts.kills,
-    });
-    closers.push(() => placement.close());
-    const { groups } = placement;
-    const startStep = from ?? 0;
-    log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, unit: workload.unit, config, fromStep: startStep, time: Date.now() });
-
-    const trainingStarted = Date.now();
-    // Every group stops after the step the furthest one is in, so they all checkpoint that same step.
-    stop.onStop(() => {
-      const at = Math.min(config.steps, Math.max(...reached) + 1);
-      for (const g of groups) g.stop(at);
-    });
-    // A group that fails for good stops the others, each with a checkpoint of what it has done; the first failure
-    // is what the run reports.
-    const ends = await Promise.allSettled(
-      groups.map((g) =>
-        g.run().catch((err: unknown) => {
-          for (const other of groups) if (other !== g) other.stop();
-          throw err;
-        }),
-      ),
-    );
-    const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
-    if (failed) throw failed.reason;
-    const trainingSeconds = (Date.now() - trainingStarted) / 1000;
-    await evaluator.drain();
-    const steps = Math.min(...ends.map((e) => (e as PromiseFulfilledResult<number>).value));
-    const resumesAt = steps < config.steps ? await checkpoints.latestCommonStep(n) : undefined;
-    return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, reached: steps, resumesAt, groups: n, evals, data, log });
+    const m = appendMetrics(join(runDir, 'metrics.jsonl'), emit, () => stop.request());
+    metrics = m;
+    return await supervise(opts, runDir, started, m.emit, stop, closers, () => m.failure);
+  } catch (err) {
+    metrics?.emit({ type: 'error', message: (err as Error).message, time: Date.now() });
+    throw err;
   } finally {
     for (const close of closers.reverse()) await close().catch(() => undefined);
-    await stopMetrics.close();
+    await metrics?.close();
+    lock.release();
   }
+}
+
+function writeRunConfig(runDir: string, config: Config): void {
+  writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** Starts the groups and the evaluator, trains, and sums the run up; everything it opens goes on `closers`. */
+async function supervise(
+  opts: TrainOptions,
+  runDir: string,
+  started: number,
+  log: (e: RunEvent) => void,
+  stop: StopControl,
+  closers: (() => Promise<void>)[],
+  logFailure: () => Error | undefined,
+): Promise<RunSummary> {
+  const config = opts.config;
+  const n = config.groups;
+  const workload = workloadOf(config);
+  const evals: EvalEvent[] = [];
+  const data = await workload.open(config);
+  closers.push(() => data.close());
+  const store = runStoreOf(config, runDir);
+  const checkpoints = openSnapshotStore(store.checkpoints);
+  closers.push(() => checkpoints.close());
+  const from = opts.resume ? await newestIntactCommonStep(checkpoints, n, log) : undefined;
+  if (!opts.resume && (await checkpoints.list()).length > 0) {
+    throw new RunError(`${checkpoints.where} already holds checkpoints of a run: resume it, or start this one under another name or store.url`);
+  }
+  await claimRunConfig(store, config, opts.resume !== undefined);
+  const divergence = new DivergenceWatch(config, log);
+  const evaluator = await Evaluator.start(config, data, workload.metrics, (e) => {
+    evals.push(e);
+    log(e);
+    if (divergence.check(e) && config.guard.stopOnDivergence) stop.request();
+  });
+  closers.push(() => evaluator.close());
+  evaluator.onRestart = evaluatorRestarted(config, log);
+  for (const f of opts.evaluatorFaults ?? []) await evaluator.injectFault(f.atStep, f.kind);
+
+  // The newest step each group has reported: a stop asks every group to stop at the same step.
+  const reached = new Array<number>(n).fill(from ?? 0);
+  const placement = await placeGroups({
+    config,
+    runDir,
+    from,
+    data,
+    checkpoints,
+    emit: (e) => {
+      if (e.type === 'step') reached[e.group] = e.step;
+      log(e);
+    },
+    evaluate: (g, step, weights) => evaluator.submit(g, step, weights),
+    faults: opts.faults,
+    kills: opts.kills,
+  });
+  closers.push(() => placement.close());
+  const { groups } = placement;
+  const startStep = from ?? 0;
+  // A resume that got this far has succeeded: its config (with the keys it changed) is the run's from now on.
+  if (opts.resume) writeRunConfig(runDir, config);
+  log({ type: 'start', runId: runDir, runDir, backend: groups[0].backend, parameters: groups[0].parameters, unit: workload.unit, config, fromStep: startStep, time: Date.now() });
+
+  const trainingStarted = Date.now();
+  // Every group stops after the step the furthest one is in, so they all checkpoint that same step.
+  stop.onStop(() => {
+    const at = Math.min(config.steps, Math.max(...reached) + 1);
+    for (const g of groups) g.stop(at);
+  });
+  // A group that fails for good stops the others, each with a checkpoint of what it has done; the first failure
+  // is what the run reports.
+  const ends = await Promise.allSettled(
+    groups.map((g) =>
+      g.run().catch((err: unknown) => {
+        for (const other of groups) if (other !== g) other.stop();
+        throw err;
+      }),
+    ),
+  );
+  const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+  if (failed) throw failed.reason;
+  const trainingSeconds = (Date.now() - trainingStarted) / 1000;
+  killPoint('end', 0);
+  await evaluator.drain();
+  const steps = Math.min(...ends.map((e) => (e as PromiseFulfilledResult<number>).value));
+  const resumesAt = steps < config.steps ? await checkpoints.latestCommonStep(n) : undefined;
+  const failure = logFailure() ?? (config.guard.stopOnDivergence ? divergence.diverged : undefined);
+  if (failure) throw stoppedBy(failure, resumesAt);
+  return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, reached: steps, resumesAt, groups: n, evals, data, log });
+}
+
+/** Reports an evaluation that runs again on a fresh evaluator, its actor having failed. */
+export function evaluatorRestarted(config: Config, log: (e: RunEvent) => void): (step: number, attempt: number, reason: string) => void {
+  return (step, attempt, reason) =>
+    log({
+      type: 'warning',
+      kind: 'evaluator-restart',
+      step,
+      message: `${reason}; the evaluation of step ${step} runs again on a fresh evaluator (restart ${attempt} of ${config.placement.restarts})`,
+      time: Date.now(),
+    });
+}
+
+/** The error of a run that stopped itself (its log failed, its loss diverged), saying where it resumes. */
+function stoppedBy(err: Error, resumesAt: number | undefined): Error {
+  const where = resumesAt === undefined ? '' : `; every group has a checkpoint of step ${resumesAt}, where a resume continues`;
+  const e = new RunError(`${err.message}${where}`);
+  e.name = err.name;
+  return e;
 }
 
 /**

@@ -6,11 +6,15 @@
  * other group's batch). Which snapshot of group j it uses at step s comes from the exchange's `published$(j)`
  * through the exchange rule (`teacherSnapshot`); a snapshot is loaded into the actor once, when it is first used.
  * The group's loop asks one step ahead, so the teacher works while the student trains.
+ *
+ * A teacher that fails (its worker throws or dies) rejects `predict` with an ActorError naming it ("teacher of
+ * group 0: ..."), for which `isActorFault` (src/util/actor.ts) is true.
  */
 import { firstValueFrom, forkJoin, of } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import type { Exchange, Published } from '../exchange/exchange.js';
 import type { TeacherReply, TeacherRequest, TeacherTarget } from '../protocol.js';
+import type { WorkerFaultKind } from './faults.js';
 import { ActorClient } from '../util/actor.js';
 import { actorFile } from '../util/paths.js';
 import { batchBuffers, rowCopy } from '../workloads/batch.js';
@@ -80,11 +84,20 @@ export class GroupTeacher {
         output: loss === 'ce' ? 'probs' : 'logits',
         topK,
         positions,
+        step,
       },
       'predicted',
       batchBuffers(copy),
     );
     return { target: { ...reply.target, positions }, snapshotSteps: snapshots.map((s) => s.step) };
+  }
+
+  /**
+   * Fault injection: the prediction for step `atStep` throws in the teacher's worker ("teacher of group G: injected
+   * fault at step N"), or the worker exits ("teacher of group G: exited (code 1)").
+   */
+  async injectFault(atStep: number, kind: WorkerFaultKind = 'throw'): Promise<void> {
+    await this.actor.request({ type: 'injectFault', id: 0, atStep, kind }, 'ok');
   }
 
   async close(): Promise<void> {

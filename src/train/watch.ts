@@ -60,7 +60,10 @@ export function watchRun(
           val = e.losses.map((l) => l.toFixed(3)).join('/') + (e.losses.length > 1 ? ` ens ${e.ensembleLoss.toFixed(3)}` : '');
           break;
         case 'restart':
-          stream.write(`\n${label}: group ${e.group}'s process ${e.reason}; restarted from step ${e.fromStep} (restart ${e.attempt} of ${config.placement.restarts})\n`);
+          stream.write(`\n${label}: group ${e.group}: ${e.reason}; restarted from step ${e.fromStep} (restart ${e.attempt} of ${config.placement.restarts})\n`);
+          break;
+        case 'warning':
+          stream.write(`\n${label}: warning: ${e.message}\n`);
           break;
         case 'done':
         case 'error':

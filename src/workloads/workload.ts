@@ -61,6 +61,13 @@ export interface StreamSpec {
   seed: number;
   /** Where to start (default: the very beginning). */
   cursor?: DataCursor;
+  /**
+   * Fault injection (tests, the fault-injection suite): when batch `atBatch` is pulled (counted from the stream's
+   * opening, 0-based, whatever its cursor), the reader serving it throws, or its worker exits ('exit'; a stream that
+   * reads on the calling thread throws then too). That pull and every later one reject with an error naming the
+   * reader, for which `isActorFault` (src/util/actor.ts) is true. A workload may ignore the field.
+   */
+  fault?: { atBatch: number; kind: 'throw' | 'exit' };
 }
 
 /** A workload's data opened for a run, on the supervisor's thread. */

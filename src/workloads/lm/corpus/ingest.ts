@@ -14,7 +14,7 @@
  *                 the previous one as it was.
  */
 import type { CorpusConfig } from '../config.js';
-import { type InputFile, listInputs, readDocumentChunks, scanFile, type ScannedFile } from './inputs.js';
+import { type InputFile, type InvalidUtf8Policy, listInputs, readDocumentChunks, scanFile, type ScannedFile } from './inputs.js';
 import {
   describeChange,
   fingerprintFromStore,
@@ -67,9 +67,29 @@ export interface IngestResult {
   /** True when the store already held exactly this corpus and nothing was done. */
   skipped: boolean;
   meta: CorpusMeta;
+  /** Input files that were not valid UTF-8 (kept going by corpus.invalidUtf8 = replace or skip), from the store's record. */
+  invalidUtf8: InvalidUtf8Summary;
   seconds: number;
   /** Tokens written per second of the whole ingest (0 when skipped). */
   tokensPerSecond: number;
+}
+
+export interface InvalidUtf8Summary {
+  /** Files read with U+FFFD for their bad bytes, and files left out. */
+  replaced: number;
+  skipped: number;
+  /** Each such file: its name, and the byte offset and line of its first bad byte. */
+  files: { name: string; offset: number; line: number; action: 'replaced' | 'skipped' }[];
+}
+
+/** What the store's record says of invalid UTF-8 in its inputs. */
+export function invalidUtf8Summary(meta: CorpusMeta): InvalidUtf8Summary {
+  const files = meta.inputs.files.flatMap((f) => (f.invalidUtf8 ? [{ name: f.path, ...f.invalidUtf8 }] : []));
+  return {
+    replaced: files.filter((f) => f.action === 'replaced').length,
+    skipped: files.filter((f) => f.action === 'skipped').length,
+    files,
+  };
 }
 
 /** Shards queued in LMDB before we wait for them to be written (bounds memory: shardTokens * 4 bytes each). */
@@ -84,7 +104,6 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   checkVocabSize(corpus.vocabSize); // a settings error should not wait for a scan of the whole input
   removeAbandonedWrites(corpus.path);
   const files = listInputs(corpus.inputs);
-  const settings = settingsOf(corpus, seed);
   const existing = inspectStore(corpus.path);
   if (existing.kind === 'foreign') {
     throw new CorpusError(
@@ -93,15 +112,23 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   }
   const unchanged = (fingerprint: string | undefined) =>
     existing.kind === 'corpus' && fingerprint === existing.meta.inputs.fingerprint;
-  if (existing.kind === 'corpus' && unchanged(fingerprintFromStore(files, existing.meta, settings))) {
-    return { skipped: true, meta: existing.meta, seconds: elapsed(), tokensPerSecond: 0 };
+  const upToDate = (meta: CorpusMeta): IngestResult => ({
+    skipped: true,
+    meta,
+    invalidUtf8: invalidUtf8Summary(meta),
+    seconds: elapsed(),
+    tokensPerSecond: 0,
+  });
+  if (existing.kind === 'corpus') {
+    // Unchanged files are as valid or invalid as when the store was built: the policy counts if it counted then.
+    const hadInvalid = existing.meta.inputs.files.some((f) => f.invalidUtf8 !== undefined);
+    if (unchanged(fingerprintFromStore(files, existing.meta, settingsOf(corpus, seed, hadInvalid)))) return upToDate(existing.meta);
   }
 
-  const scanned = await scanAll(files, corpus.maxDocumentBytes, report);
+  const scanned = await scanAll(files, corpus.maxDocumentBytes, corpus.invalidUtf8, report);
+  const settings = settingsOf(corpus, seed, scanned.some((f) => f.invalidUtf8 !== undefined));
   const fingerprint = fingerprintOf(scanned, settings);
-  if (existing.kind === 'corpus' && unchanged(fingerprint)) {
-    return { skipped: true, meta: existing.meta, seconds: elapsed(), tokensPerSecond: 0 };
-  }
+  if (existing.kind === 'corpus' && unchanged(fingerprint)) return upToDate(existing.meta);
   if (existing.kind !== 'none' && !opts.force) {
     const why =
       existing.kind === 'corpus'
@@ -111,6 +138,12 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   }
 
   const docs = splitDocuments(scanned, seed, corpus.validationFraction);
+  if (docs.length === 0) {
+    throw new CorpusError(
+      `no documents left to ingest: all ${scanned.length} input file(s) are invalid UTF-8 and corpus.invalidUtf8=skip leaves them out ` +
+        `(first: ${scanned[0].path}, line ${scanned[0].invalidUtf8?.line}); set corpus.invalidUtf8=replace to keep them`,
+    );
+  }
   const { meta: tokenizerMeta, tokenizer } = await trainTokenizer(docs, corpus, report);
   const writer = new CorpusWriter(corpus.path);
   try {
@@ -131,6 +164,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
           sha256: f.sha256,
           mtimeMs: f.mtimeMs,
           documents: f.documents.length,
+          ...(f.invalidUtf8 ? { invalidUtf8: { offset: f.invalidUtf8.offset, line: f.invalidUtf8.line, action: f.invalidUtf8.action } } : {}),
         })),
       },
       split: { seed, validationFraction: corpus.validationFraction },
@@ -140,7 +174,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     report({ phase: 'write', bytesDone: 0, bytesTotal: 1, tokens, documents: docs.length });
     await writer.commit(meta);
     report({ phase: 'write', bytesDone: 1, bytesTotal: 1, tokens, documents: docs.length });
-    return { skipped: false, meta, seconds: elapsed(), tokensPerSecond: tokens / elapsed() };
+    return { skipped: false, meta, invalidUtf8: invalidUtf8Summary(meta), seconds: elapsed(), tokensPerSecond: tokens / elapsed() };
   } catch (err) {
     await writer.abort();
     throw err;
@@ -150,6 +184,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
 async function scanAll(
   files: readonly InputFile[],
   maxDocumentBytes: number,
+  invalidUtf8: InvalidUtf8Policy,
   report: (p: IngestProgress) => void,
 ): Promise<ScannedFile[]> {
   const bytesTotal = files.reduce((sum, f) => sum + f.bytes, 0);
@@ -160,7 +195,7 @@ async function scanAll(
     const done = await scanFile(file, maxDocumentBytes, (n) => {
       bytesDone += n;
       report({ phase: 'scan', bytesDone, bytesTotal, tokens: 0, documents });
-    });
+    }, invalidUtf8);
     scanned.push(done);
     documents += done.documents.length;
   }

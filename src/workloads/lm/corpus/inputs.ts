@@ -7,7 +7,8 @@
  * single line is longer). Files are read in chunks: only one document is ever in memory.
  *
  * Every check that can fail (missing, empty, binary, not UTF-8) runs in `scanFile`, before any tokenizer work, and
- * its error names the file, and for content errors the byte offset and line.
+ * its error names the file, and for content errors the byte offset and line. Invalid UTF-8 may instead be replaced
+ * or its file skipped (corpus.invalidUtf8).
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, realpathSync, statSync } from 'node:fs';
@@ -35,10 +36,28 @@ export interface DocumentSpan {
   end: number;
 }
 
+/** What to do with a UTF-8 input that is not valid UTF-8 (corpus.invalidUtf8). */
+export type InvalidUtf8Policy = 'fail' | 'replace' | 'skip';
+
+/** Where a file first breaks UTF-8, and what was done about it (a replaced file is read with U+FFFD for bad bytes). */
+export interface InvalidUtf8 {
+  /** Byte offset of the first bad byte, its 1-based line and byte column. */
+  offset: number;
+  line: number;
+  column: number;
+  action: 'replaced' | 'skipped';
+}
+
 export interface ScannedFile extends InputFile {
   sha256: string;
+  /** The file's documents; none when the file is left out (invalid UTF-8 under corpus.invalidUtf8=skip). */
   documents: DocumentSpan[];
+  /** Set when the file is not valid UTF-8 and the policy kept the ingest going. */
+  invalidUtf8?: InvalidUtf8;
 }
+
+/** How the fail policy's message tells the user out of it. */
+export const INVALID_UTF8_HINT = 'set corpus.invalidUtf8=replace (U+FFFD for each bad byte) or skip (leave the file out)';
 
 const READ_CHUNK = 1 << 20;
 const TEXT_CHUNK = 32 << 10;
@@ -59,7 +78,7 @@ export function listInputs(inputs: readonly string[]): InputFile[] {
     const found: InputFile[] = [];
     if (stat.isDirectory()) {
       walk(root, basename(root), found, new Set());
-      if (found.length === 0) throw new CorpusError(`input folder ${input} holds no files`);
+      if (found.length === 0) throw new CorpusError(`input folder ${input} holds no files (hidden ones, named .*, are not read)`);
     } else {
       found.push(inputFile(root, basename(root), 'utf-8'));
     }
@@ -114,15 +133,28 @@ export function bundledInputs(): InputFile[] {
 /**
  * Reads a file once: checks it is non-empty text (no NUL byte, valid UTF-8 for UTF-8 files), hashes it, and cuts it
  * into documents of at most `maxDocumentBytes`. `onBytes` is called with the bytes of each chunk read.
+ *
+ * Invalid UTF-8 (`invalidUtf8`, corpus.invalidUtf8): 'fail' refuses the file, naming the byte offset and line of its
+ * first bad byte; 'replace' keeps it (it is read with U+FFFD for each bad sequence); 'skip' leaves the file out (no
+ * documents). Either way the file is still hashed whole, so that the store's fingerprint follows its content.
  */
 export async function scanFile(
   file: InputFile,
   maxDocumentBytes: number,
   onBytes: (n: number) => void = () => {},
+  invalidUtf8: InvalidUtf8Policy = 'fail',
 ): Promise<ScannedFile> {
   if (file.bytes === 0) throw new CorpusError(`input file ${file.path} is empty`);
   const hash = createHash('sha256');
-  const decoder = file.encoding === 'utf-8' ? new TextDecoder('utf-8', { fatal: true }) : undefined;
+  let decoder = file.encoding === 'utf-8' ? new TextDecoder('utf-8', { fatal: true }) : undefined;
+  let invalid: InvalidUtf8 | undefined;
+  /** The first bad byte at `at`: an error under 'fail', else noted once (and no more checking of this file). */
+  const badUtf8 = async (at: number, what: string) => {
+    if (invalidUtf8 === 'fail') throw await contentError(file, at, what, INVALID_UTF8_HINT);
+    const { line, column } = await lineAt(file.path, at);
+    invalid = { offset: at, line, column, action: invalidUtf8 === 'skip' ? 'skipped' : 'replaced' };
+    decoder = undefined;
+  };
   const documents: DocumentSpan[] = [];
   let docStart = 0;
   let lastNewline = -1; // absolute offset of the last newline in the chunks before this one
@@ -141,7 +173,7 @@ export async function scanFile(
         try {
           decoder.decode(chunk, { stream: true });
         } catch {
-          throw await contentError(file, await firstInvalidUtf8(file.path, offset + bytesRead), 'is not valid UTF-8');
+          await badUtf8(await firstInvalidUtf8(file.path, offset + bytesRead), 'is not valid UTF-8');
         }
       }
       hash.update(chunk);
@@ -167,8 +199,7 @@ export async function scanFile(
       try {
         decoder.decode();
       } catch {
-        const at = await firstInvalidUtf8(file.path, offset);
-        throw await contentError(file, at, 'is not valid UTF-8 (it ends inside a character)');
+        await badUtf8(await firstInvalidUtf8(file.path, offset), 'is not valid UTF-8 (it ends inside a character)');
       }
     }
   } finally {
@@ -176,7 +207,9 @@ export async function scanFile(
   }
   if (offset === 0) throw new CorpusError(`input file ${file.path} is empty`);
   if (offset > docStart) documents.push({ start: docStart, end: offset });
-  return { ...file, bytes: offset, sha256: hash.digest('hex'), documents };
+  const sha256 = hash.digest('hex');
+  if (invalid) return { ...file, bytes: offset, sha256, documents: invalid.action === 'skipped' ? [] : documents, invalidUtf8: invalid };
+  return { ...file, bytes: offset, sha256, documents };
 }
 
 /** The largest cut <= limit that does not split a UTF-8 character (bytes 10xxxxxx continue one). */
@@ -221,10 +254,10 @@ export async function readDocument(file: InputFile, span: DocumentSpan): Promise
   return text;
 }
 
-async function contentError(file: InputFile, at: number, what: string): Promise<CorpusError> {
+async function contentError(file: InputFile, at: number, what: string, hint?: string): Promise<CorpusError> {
   const { line, column } = await lineAt(file.path, at);
   return new CorpusError(
-    `input file ${file.path} ${what} at byte offset ${at} (line ${line}, byte ${column} of the line)`,
+    `input file ${file.path} ${what} at byte offset ${at} (line ${line}, byte ${column} of the line)${hint ? `: ${hint}` : ''}`,
   );
 }
 

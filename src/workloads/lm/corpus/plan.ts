@@ -16,8 +16,19 @@ const INGEST_VERSION = 1;
 
 export type Settings = Record<string, string | number>;
 
-/** Everything besides the input files that changes the store's content. */
-export function settingsOf(corpus: CorpusConfig, seed: number): Settings {
+/**
+ * Everything besides the input files that changes the store's content. corpus.invalidUtf8 changes it only when some
+ * input is not valid UTF-8 (`invalidInputs`): a store of valid text is the same under every policy, so switching the
+ * policy neither rebuilds nor refuses it, while a store that replaced or skipped bad input is rebuilt under another.
+ */
+export function settingsOf(corpus: CorpusConfig, seed: number, invalidInputs = false): Settings {
+  return {
+    ...settingsWithoutPolicy(corpus, seed),
+    ...(invalidInputs ? { invalidUtf8: corpus.invalidUtf8 } : {}),
+  };
+}
+
+function settingsWithoutPolicy(corpus: CorpusConfig, seed: number): Settings {
   return {
     ingest: INGEST_VERSION,
     tokenizer: TOKENIZER_LIBRARY,
@@ -86,9 +97,9 @@ export function inspectStore(path: string): ExistingStore {
 /** A sentence saying how the store differs from what was asked for (settings first, then files). */
 export function describeChange(meta: CorpusMeta, files: readonly ScannedFile[], settings: Settings): string {
   const was = meta.inputs.settings ?? {};
-  const changes = Object.keys(settings)
+  const changes = [...new Set([...Object.keys(settings), ...Object.keys(was)])]
     .filter((k) => was[k] !== settings[k])
-    .map((k) => `${k} ${was[k] ?? '(unset)'} -> ${settings[k]}`);
+    .map((k) => `${k} ${was[k] ?? '(unset)'} -> ${settings[k] ?? '(unset)'}`);
   const before = new Map(meta.inputs.files.map((f) => [f.path, f.sha256]));
   const now = new Set(files.map((f) => f.name));
   const added = files.filter((f) => !before.has(f.name)).length;

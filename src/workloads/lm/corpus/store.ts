@@ -13,6 +13,7 @@
  */
 import { existsSync, renameSync, rmSync } from 'node:fs';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { checkLmdbEnvironment } from '../../../store/lmdb-check.js';
 
 export const CORPUS_FORMAT = 'codistill-corpus';
 export const CORPUS_FORMAT_VERSION = 1;
@@ -49,6 +50,8 @@ export interface InputFileMeta {
   sha256: string;
   mtimeMs: number;
   documents: number;
+  /** The file is not valid UTF-8: where it first breaks, and whether it was read with U+FFFD or left out. */
+  invalidUtf8?: { offset: number; line: number; action: 'replaced' | 'skipped' };
 }
 
 export interface CorpusMeta {
@@ -77,6 +80,12 @@ export const dtypeFor = (vocabSize: number): TokenDtype => (vocabSize <= 65536 ?
 function openEnv(path: string, readOnly: boolean): { env: RootDatabase; meta: Database; shards: Database<Buffer> } {
   // noSubdir: false always: lmdb-js otherwise makes a single-file store (and a stray "-lock" file) whenever the last
   // path segment has a dot, as the writer's "<path>.partial-<pid>" does, and the rename then leaves the lock behind.
+  // A damaged data file would crash the process inside lmdb-js: refused first, with a DamagedStoreError.
+  checkLmdbEnvironment(path, {
+    noSubdir: false,
+    readOnly,
+    remedy: '(restore it from a copy, or re-run `codistill ingest --force` to build it again)',
+  });
   const env = open({ path, compression: false, readOnly, maxDbs: 4, noSubdir: false });
   const meta = env.openDB({ name: 'meta' });
   const shards = env.openDB<Buffer>({ name: 'shards', encoding: 'binary' });

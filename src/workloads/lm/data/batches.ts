@@ -17,6 +17,9 @@
  *   const b = await stream.next();      // b.cursor is the checkpoint's data cursor once b has been trained on
  *   ...train on b...; stream.recycle(b);
  *   await stream.close(); await pool.destroy();
+ *
+ * A failure (a reader that threw or died, a damaged corpus) fails the pull that reaches the batches it lost, and
+ * every pull after it, with a ReaderError naming the reader; the batches read before it are still delivered.
  */
 import { Observable, defer, repeat } from 'rxjs';
 import { type TokenArray, tokenArrayType } from '../corpus/store.js';
@@ -26,6 +29,7 @@ import { type DataCursor, type DataOrder, type GroupOrderSpec, type SpanPlanner,
 import { type FeedEvent, type ReaderFeed, type ReaderPool, ReaderError, createReaderPool } from './reader-pool.js';
 import { widenBatch } from './windows.js';
 import type { ChunksReply } from '../../../protocol.js';
+import type { WorkerFaultKind } from '../../../train/faults.js';
 
 // The data side's front door: a run needs nothing else from src/data.
 export type { DataCursor } from './order.js';
@@ -79,6 +83,12 @@ export interface BatchStreamOptions {
   spanWindows?: number;
   /** A shared reader pool; the stream does not destroy it. Without one the stream owns a pool of `threads`. */
   pool?: ReaderPool;
+  /**
+   * Fault injection (tests, the fault-injection suite): when the consumer asks for batch `atBatch` (0 = the stream's
+   * first, whatever its cursor), the reader that read it throws for this stream or its worker exits; that pull and
+   * every later one reject with the reader's error. The batches before it are delivered as usual.
+   */
+  fault?: { atBatch: number; kind: WorkerFaultKind };
 }
 
 interface Task {
@@ -117,6 +127,11 @@ export class BatchStream {
   /** The pool's readers died: tasks granted from now on fail with this at once. */
   private readersLost: ReaderError | undefined;
   private closed = false;
+  /** Batches handed to the consumer so far (what an injected fault's `atBatch` counts). */
+  private served = 0;
+  private readonly fault: BatchStreamOptions['fault'];
+  /** While an injected fault is on its way: called with the error the reader's failure comes back as. */
+  private faulted: ((err: Error) => void) | undefined;
   /** The chain of pulls that had to wait, and how many of them are still waiting. */
   private pulling: Promise<unknown> = Promise.resolve();
   private waiting = 0;
@@ -140,6 +155,10 @@ export class BatchStream {
     if (!Number.isInteger(this.prefetch) || this.prefetch < 1) {
       throw new RangeError(`prefetch must be >= 1, got ${this.prefetch}`);
     }
+    if (o.fault && (!Number.isInteger(o.fault.atBatch) || o.fault.atBatch < 0 || !['throw', 'exit'].includes(o.fault.kind))) {
+      throw new RangeError(`fault must be { atBatch: an integer >= 0, kind: 'throw' or 'exit' }, got ${JSON.stringify(o.fault)}`);
+    }
+    this.fault = o.fault;
     this.ownsPool = !o.pool;
     this.pool = o.pool ?? createReaderPool(o.threads ?? 1);
     this.feed = this.pool.openFeed({ ...spec, cursor: this.planner.cursor }, (event) => this.receive(event));
@@ -201,6 +220,7 @@ export class BatchStream {
     this.closed = true;
     // The readers drop the feed: tasks still on their way never come, so settle them here.
     this.feed.close();
+    this.faulted?.(new ReaderError(`the batch stream of group ${this.group} is closed`));
     for (const task of this.tasks) task.settle();
     this.tasks.length = 0;
     this.freeTasks.length = 0;
@@ -216,6 +236,7 @@ export class BatchStream {
     this.issue();
     const head = this.tasks[0];
     if (head && !this.closed && !this.failure) await head.done;
+    if (head?.tokens && this.faultDue && !this.closed && !this.failure) this.failure = await this.injectFault(head);
     const batch = this.takeReady();
     if (batch) return batch;
     if (head?.error && !this.failure) this.failure = head.error;
@@ -223,10 +244,32 @@ export class BatchStream {
     throw new ReaderError(`the batch stream of group ${this.group} is closed`);
   }
 
+  /** Whether the next batch is the one an injected fault is for. */
+  private get faultDue(): boolean {
+    return this.fault !== undefined && this.served === this.fault.atBatch;
+  }
+
+  /**
+   * Makes the reader of `task` (whose chunks hold the next batch) fail as the injected fault says, and resolves with
+   * the error its failure comes back as: its error reply for the task, or the pool's failure when its worker exits.
+   */
+  private injectFault(task: Task): Promise<Error> {
+    const { kind, atBatch } = this.fault!;
+    // A reader already lost cannot be made to fail again (and would never answer): its failure is the stream's.
+    if (this.readersLost) return Promise.resolve(this.readersLost);
+    return new Promise<Error>((resolve) => {
+      this.faulted = (err) => {
+        this.faulted = undefined;
+        resolve(err);
+      };
+      this.feed.fault(task.index, kind, atBatch);
+    });
+  }
+
   /** The head task's next batch if its chunks have arrived (and the stream is healthy), else undefined. */
   private takeReady(): WindowBatch | undefined {
     const task = this.tasks[0];
-    if (this.closed || this.failure || !task?.tokens || !task.rowStarts || !task.buffer) return undefined;
+    if (this.closed || this.failure || this.faultDue || !task?.tokens || !task.rowStarts || !task.buffer) return undefined;
     const o = this.order;
     const m = o.spanWindows;
     const recycled = this.freeBatches.values().next();
@@ -250,6 +293,7 @@ export class BatchStream {
       }
       this.issue();
     }
+    this.served++;
     return { data, rows: o.batch, cols: o.window + 1, group: this.group, epoch, index, cursor, spanWindow: k };
   }
 
@@ -283,9 +327,10 @@ export class BatchStream {
   /** A reader's reply: unpack it into its task; a failure waits for the pull that reaches the task. */
   private receive(event: FeedEvent): void {
     if (this.closed) return;
+    if (event.type === 'error') this.faulted?.(event.error);
     if (event.type === 'error' && event.task < 0) {
-      // The pool failed: every task still to come fails with it.
-      this.readersLost = new ReaderError(event.message);
+      // A reader failed: every task still to come fails with it (the reader's share of them is lost).
+      this.readersLost = event.error;
       for (const task of this.tasks) {
         if (!task.tokens) {
           task.error ??= this.readersLost;
@@ -296,7 +341,7 @@ export class BatchStream {
     }
     const task = this.tasks.length > 0 ? this.tasks[event.task - this.tasks[0].index] : undefined;
     if (!task || task.index !== event.task) return;
-    if (event.type === 'error') task.error = new ReaderError(event.message);
+    if (event.type === 'error') task.error ??= event.error;
     else this.unpack(task, event);
     task.settle();
   }
