@@ -161,7 +161,7 @@ async function readsBack(store: SnapshotStore, group: number, step: number, warn
       kind: 'damaged-checkpoint',
       group,
       step,
-      message: `${(err as Error).message}; passed over for an older checkpoint`,
+      message: `group ${group}'s checkpoint of step ${step} is damaged (${(err as Error).message}); passed over for an older checkpoint`,
       time: Date.now(),
     });
     return false;
