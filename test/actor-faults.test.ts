@@ -78,10 +78,11 @@ for (const kind of kinds) {
     await teacher.close();
   });
 
-  t.test(`the evaluator made to ${kind} fails drain with an actor fault naming it; restart() goes on`, async (t) => {
+  t.test(`the evaluator made to ${kind}, with no restarts allowed, fails drain with an actor fault naming it; restart() goes on`, async (t) => {
     const events: EvalEvent[] = [];
     const validation = randomBatch(9, 4, T + 1, classes);
-    const evaluator = await Evaluator.start({ ...config, groups: 2 }, { classes, positionsPerRow: T, validation }, [], (e) => events.push(e));
+    const noRestarts = { ...config, groups: 2, placement: { ...config.placement, restarts: 0 } };
+    const evaluator = await Evaluator.start(noRestarts, { classes, positionsPerRow: T, validation }, [], (e) => events.push(e));
     t.teardown(() => evaluator.close());
     await evaluator.injectFault(2, kind);
     for (const step of [1, 2]) for (const g of [0, 1]) evaluator.submit(g, step, weights.slice());
@@ -94,6 +95,22 @@ for (const kind of kinds) {
     for (const g of [0, 1]) evaluator.submit(g, 3, weights.slice());
     await evaluator.drain();
     t.same(events.map((e) => e.step), [1, 3], 'after restart() evaluations go on, and drain forgets the old failure');
+    await evaluator.close();
+  });
+
+  t.test(`the evaluator made to ${kind} runs the failed evaluation again on a fresh actor, within placement.restarts`, async (t) => {
+    const events: EvalEvent[] = [];
+    const validation = randomBatch(9, 4, T + 1, classes);
+    const evaluator = await Evaluator.start({ ...config, groups: 2 }, { classes, positionsPerRow: T, validation }, [], (e) => events.push(e));
+    t.teardown(() => evaluator.close());
+    const restarts: [number, number, string][] = [];
+    evaluator.onRestart = (step, attempt, reason) => restarts.push([step, attempt, reason]);
+    await evaluator.injectFault(2, kind);
+    for (const step of [1, 2, 3]) for (const g of [0, 1]) evaluator.submit(g, step, weights.slice());
+    await evaluator.drain();
+    t.same(events.map((e) => e.step), [1, 2, 3], 'every step evaluated, the failed one on the new actor');
+    t.same(restarts.map(([s, a]) => [s, a]), [[2, 1]]);
+    t.match(restarts[0][2], kind === 'throw' ? /^evaluator: injected fault at step 2$/ : /^evaluator: exited \(code 1\)$/);
     await evaluator.close();
   });
 }

@@ -17,11 +17,11 @@ t.test('an arm cut short resumes from its newest checkpoint; a finished arm is s
   const out = join(dir, 'exp');
   const config = loadConfig({
     preset: 'tiny',
-    overrides: { groups: 1, steps: 20, seed: 3, runDir: join(out, 'arms'), name: 'a-s3', corpus: { path: corpus }, eval: { every: 5, examples: 8 }, checkpoint: { every: 10 } },
+    overrides: { groups: 1, steps: 20, seed: 3, runDir: join(out, 'arms'), name: 'a-s3', corpus: { path: corpus }, eval: { every: 5, examples: 8 }, checkpoint: { every: 10 }, placement: { restarts: 0 } },
   });
   const arm: Arm = { id: 'a-s3', label: 'a', seed: 3, config };
   // A replica failure at step 15 stops the run after its checkpoint at step 10.
-  const crashed = startRun({ config, faults: [{ group: 0, replica: 0, atStep: 15, repeat: true }] });
+  const crashed = startRun({ config, faults: [{ group: 0, replica: 0, atStep: 15 }] });
   await t.rejects(crashed.done);
 
   const lines: string[] = [];

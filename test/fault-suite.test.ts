@@ -59,26 +59,36 @@ async function sameAsReference(t: Test, runDir: string, what: string): Promise<v
   t.ok(weights.every((w, g) => sameBits(w, ref.weights[g])), `${what}: final weights bitwise equal to the uninterrupted run`);
 }
 
-const kills: [title: string, point: string, extra: string[]][] = [
-  ['mid-run, between checkpoints', 'step@6', []],
-  ['before the first checkpoint', 'step@2', []],
-  ['inside a checkpoint write, before it commits', 'checkpoint-write@8', []],
-  // A named store carries the exchange through LMDB even with every group in this process.
-  ['inside a snapshot publish, before it commits', 'publish-write@6', ['store.url=lmdb:STORE']],
-  ['after the last checkpoint, before the end', 'end', []],
+// One run killed again and again, each time at the next point, resumed each time: every kill must leave it
+// resumable, and the last resume must end where an uninterrupted run ends. A named store carries the exchange through
+// LMDB even with every group in this process, so a snapshot publish is a store write that can be cut.
+const kills: [title: string, point: string, resumesFrom: number][] = [
+  ['before the first checkpoint', 'step@2', 0],
+  ['inside a checkpoint write, before it commits', 'checkpoint-write@4', 0],
+  ['inside a snapshot publish, before it commits', 'publish-write@6', 4],
+  ['mid-run, between checkpoints', 'step@7', 4],
+  ['after the last checkpoint, before the end', 'end', 8],
 ];
 
-for (const [title, point, extra] of kills) {
-  t.test(`SIGKILL ${title}: the run resumes to the same final weights`, async (t) => {
-    const dir = t.testdir();
-    const set = await settings(dir, 'k', extra.map((s) => s.replace('STORE', join(dir, 'store'))));
-    const killed = await codistill(['train', '-p', 'tiny', ...setFlags(set)], { CODISTILL_KILL_AT: point });
-    t.equal(killed.signal, 'SIGKILL', `killed at ${point}`);
-    const resumed = await codistill(['train', '--resume', join(dir, 'k')]);
-    t.equal(resumed.code, 0, resumed.stderr);
-    await sameAsReference(t, join(dir, 'k'), point);
-  });
-}
+t.test('SIGKILL before the first checkpoint, inside a checkpoint write, inside a snapshot publish, mid-run and at the end: each time the run resumes, and ends with the same final weights', async (t) => {
+  const dir = t.testdir();
+  const set = await settings(dir, 'k', [`store.url=lmdb:${join(dir, 'store')}`]);
+  let args = ['train', '-p', 'tiny', ...setFlags(set)];
+  for (const [title, point] of kills) {
+    const killed = await codistill(args, { CODISTILL_KILL_AT: point });
+    t.equal(killed.signal, 'SIGKILL', `killed ${title} (${point}): ${killed.stderr}`);
+    args = ['train', '--resume', join(dir, 'k')];
+  }
+  const resumed = await codistill(args);
+  t.equal(resumed.code, 0, resumed.stderr);
+  const log = readMetrics(join(dir, 'k', 'metrics.jsonl'));
+  const starts = log.flatMap((e) => (e.type === 'start' ? [e.fromStep] : []));
+  // Each resume starts where its kill left the run; the last kill left every step trained, so its resume only
+  // evaluates the final checkpoint and ends the run.
+  t.same(starts.slice(-(kills.length - 1)), kills.slice(0, -1).map(([, , from]) => from), 'each resume started from the newest checkpoint the kill left');
+  t.same(log.filter((e) => e.type === 'eval' || e.type === 'done').slice(-2).map((e) => [e.type, e.step]), [['eval', 8], ['done', 8]], 'the final evaluation and the end');
+  await sameAsReference(t, join(dir, 'k'), 'five kills');
+});
 
 t.test('SIGINT checkpoints every group at the step it reached and exits 130; the resume ends the same', async (t) => {
   const dir = t.testdir();
@@ -119,28 +129,9 @@ function background(args: string[], until: RegExp): { child: ChildProcess; seen:
   return { child, ...watch(child, until) };
 }
 
-t.test('a second signal exits at once, and the run still resumes from its newest checkpoint', async (t) => {
+t.test('a second process on a run folder is refused naming the first one’s pid; a second signal exits at once, and the run resumes', async (t) => {
   const dir = t.testdir();
-  const set = await settings(dir, 'twice', ['steps=400', 'checkpoint.every=2']);
-  // The first SIGTERM comes from the run itself at step 3; the second from here, as soon as the first is seen.
-  const child = spawn(process.execPath, [cli, 'train', '-p', 'tiny', ...setFlags(set)], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, CODISTILL_SIGNAL_AT: 'SIGTERM@3' },
-  });
-  const ended = watch(child, /again exits at once/);
-  await Promise.race([ended.seen, ended.ended]);
-  child.kill('SIGTERM');
-  const end = await ended.ended;
-  t.equal(end.code, 143, `the exit code of SIGTERM: ${end.stderr}`);
-  t.match(end.stderr, /SIGTERM again: exiting now/);
-  const resumed = await codistill(['train', '--resume', join(dir, 'twice'), '-s', 'steps=8', '-s', 'checkpoint.every=4']);
-  t.equal(resumed.code, 0, resumed.stderr);
-  await sameAsReference(t, join(dir, 'twice'), 'two signals then resume');
-});
-
-t.test('two processes on one run folder: the second is refused naming the first one’s pid', async (t) => {
-  const dir = t.testdir();
-  const set = await settings(dir, 'both', ['steps=400']);
+  const set = await settings(dir, 'both', ['steps=400', 'checkpoint.every=2']);
   const first = background(['train', '-p', 'tiny', ...setFlags(set)], /train: 2 group\(s\)/);
   await Promise.race([first.seen, first.ended]);
   const second = await codistill(['train', '--resume', join(dir, 'both')]);
@@ -148,9 +139,24 @@ t.test('two processes on one run folder: the second is refused naming the first 
   t.match(second.stderr, new RegExp(`in use by process ${first.child.pid} `));
   const again = await codistill(['train', '-p', 'tiny', ...setFlags(set)]);
   t.match(again.stderr, new RegExp(`in use by process ${first.child.pid} `), 'a new run of the same name too');
-  first.child.kill('SIGINT');
-  t.equal((await first.ended).code, 130);
+
+  // The first SIGTERM asks for a checkpoint; the second, sent as soon as the first is acknowledged, exits at once.
+  const acknowledged = watch(first.child, /again exits at once/).seen;
+  first.child.kill('SIGTERM');
+  await Promise.race([acknowledged, first.ended]);
+  first.child.kill('SIGTERM');
+  const end = await first.ended;
+  t.equal(end.code, 143, `the exit code of SIGTERM: ${end.stderr}`);
+  t.match(end.stderr, /SIGTERM again: exiting now/);
+  const resumed = await codistill(['train', '--resume', join(dir, 'both'), '-s', 'checkpoint.every=4', '-s', `steps=${Math.max(8, newestStep(join(dir, 'both')) + 1)}`]);
+  t.equal(resumed.code, 0, resumed.stderr);
+  t.match(resumed.stderr, /resuming at step \d+/);
 });
+
+/** The newest step any group logged a checkpoint of. */
+function newestStep(runDir: string): number {
+  return Math.max(0, ...readMetrics(join(runDir, 'metrics.jsonl')).flatMap((e) => (e.type === 'checkpoint' ? [e.step] : [])));
+}
 
 t.test('a damaged newest checkpoint is reported and the run resumes from the intact one before it', async (t) => {
   const dir = t.testdir();

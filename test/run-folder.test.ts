@@ -1,10 +1,10 @@
 import t from 'tap';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { readMetrics } from '../src/train/metrics.js';
-import { lockRunFolder } from '../src/train/run-folder.js';
+import { claimNewRunFolder, lockRunFolder } from '../src/train/run-folder.js';
 import { startRun, train } from '../src/train/run.js';
 import { loadConfig } from '../src/config/load.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
@@ -41,6 +41,8 @@ t.test('a run folder is one run: a second process, a new run over it, and a resu
   await t.rejects(train({ config: resumeWith(['model.hidden=64', 'corpus.vocabSize=512']), resume: first.runDir }), /corpus\.vocabSize 256 -> 512, model\.hidden 32 -> 64/);
   t.equal(readFileSync(join(first.runDir, 'config.json'), 'utf8'), saved, 'config.json is untouched by refused resumes');
   t.notOk(readMetrics(join(first.runDir, 'metrics.jsonl')).some((e) => e.type === 'error'), "a refused resume writes nothing into the run's log");
+  // A finished run has nothing to resume at its own length: say how to train on, never count steps backwards.
+  await t.rejects(train({ config: resumeWith([]), resume: first.runDir }), /its checkpoints are of step 4, and the run trains 4 steps \(it has finished\); resume with --set steps=N for N above 4/);
 
   // While a resume trains there, a second process is refused at once. Keys that change neither shape nor data may
   // change, and are saved once the resume has started.
@@ -59,4 +61,19 @@ t.test('a run folder is one run: a second process, a new run over it, and a resu
   t.equal(JSON.parse(readFileSync(join(again.runDir, 'config.json'), 'utf8')).seed, 5, 'and its config');
   const after = await finalWeights(again.runDir, config);
   t.notOk(sameBits(after[0], before[0]), 'and its checkpoints');
+});
+
+t.test('a start that fails leaves its record in the folder, and the folder is free to start again', async (t) => {
+  const dir = t.testdir();
+  const config = await tinyConfig(dir, 'failed', settings);
+  const empty = join(dir, 'not-a-corpus');
+  mkdirSync(empty);
+  const broken = { ...config, corpus: { ...(config as unknown as { corpus: object }).corpus, path: empty } } as typeof config;
+  await t.rejects(train({ config: broken }), /not a codistill corpus store/);
+  const log = readMetrics(join(dir, 'failed', 'metrics.jsonl'));
+  t.same(log.map((e) => e.type), ['error'], 'the error is the log');
+  t.match(log[0].type === 'error' && log[0].message, new RegExp(empty));
+  t.ok(existsSync(join(dir, 'failed', 'config.json')), 'beside the config it was started with');
+  t.notOk(existsSync(join(dir, 'failed', 'run.lock')), 'and the lock is released');
+  await t.resolves(claimNewRunFolder(config, join(dir, 'failed'), false), 'a new run may start there: it holds no checkpoints and no steps');
 });

@@ -23,10 +23,10 @@ import type { WorkloadData } from '../workloads/workload.js';
 import { RunError } from '../group/group.js';
 import { openSnapshotStore } from '../store/index.js';
 import { Evaluator } from './evaluator.js';
-import { newestIntactCommonStep } from './checkpoints.js';
+import { loadCheckpoint, newestIntactCommonStep } from './checkpoints.js';
 import type { EvalEvent, RunEvent } from './events.js';
 import type { InjectedFault } from './group-trainer.js';
-import { appendMetrics, type MetricsLog } from './metrics.js';
+import { appendMetrics, readMetrics, type MetricsLog } from './metrics.js';
 import { DivergenceWatch } from './divergence.js';
 import { placeGroups } from './placement.js';
 import { checkResume, claimNewRunFolder, lockRunFolder, savedConfig } from './run-folder.js';
@@ -198,6 +198,15 @@ async function supervise(
   const checkpoints = openSnapshotStore(store.checkpoints);
   closers.push(() => checkpoints.close());
   const from = opts.resume ? await newestIntactCommonStep(checkpoints, n, log) : undefined;
+  // A run whose last checkpoint is its last step either finished (its log says done), or died before its final
+  // evaluation: that one is finished here, without training.
+  const finished = from === config.steps && readMetrics(join(runDir, 'metrics.jsonl')).some((e) => e.type === 'done' && e.step === from);
+  if (from !== undefined && (from > config.steps || finished)) {
+    throw new RunError(
+      `cannot resume ${runDir}: its checkpoints are of step ${from}, and the run trains ${config.steps} steps` +
+        ` (${finished ? 'it has finished' : 'fewer than it has done'}); resume with --set steps=N for N above ${from} to train on`,
+    );
+  }
   if (!opts.resume && (await checkpoints.list()).length > 0) {
     throw new RunError(`${checkpoints.where} already holds checkpoints of a run: resume it, or start this one under another name or store.url`);
   }
@@ -211,6 +220,12 @@ async function supervise(
   closers.push(() => evaluator.close());
   evaluator.onRestart = evaluatorRestarted(config, log);
   for (const f of opts.evaluatorFaults ?? []) await evaluator.injectFault(f.atStep, f.kind);
+
+  if (from === config.steps) {
+    for (let g = 0; g < n; g++) evaluator.submit(g, from, (await loadCheckpoint(checkpoints, g, from)).state.weights);
+    await evaluator.drain();
+    return finishRun({ config, runDir, started, trainingSeconds: 0, fromStep: from, reached: from, groups: n, evals, data, log });
+  }
 
   // The newest step each group has reported: a stop asks every group to stop at the same step.
   const reached = new Array<number>(n).fill(from ?? 0);
@@ -323,7 +338,7 @@ export function finishRun(r: {
     ensembleLoss,
     evals,
     trainingSeconds: r.trainingSeconds,
-    positionsPerSecond: positions / r.trainingSeconds,
+    positionsPerSecond: r.trainingSeconds > 0 ? positions / r.trainingSeconds : 0,
     unit: workloadOf(config).unit,
     reference: r.data.reference,
   };
