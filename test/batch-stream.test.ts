@@ -207,6 +207,8 @@ t.test('readers that die fail the pull that needs them with a ReaderError, never
   t.equal(read.length, 3 * M, 'the batches already read are still delivered');
   await t.rejects(stream.next(), { name: 'ReaderError', message: /^reader [01]: unknown message/ });
   await t.rejects(stream.next(), /^reader [01]: unknown message/, 'and the stream stays failed');
+  // Both readers' failures are known before the next stream opens (else the later one would fail that stream too).
+  for (const r of [0, 1]) t.match(await own.readerEnded(r), { message: /^reader [01]: unknown message/ });
   const again = openBatchStream(options({ pool: own }));
   t.teardown(() => again.close());
   t.equal((await again.next()).rows, B, 'a stream opened afterwards reads on fresh readers');

@@ -14,7 +14,7 @@
  *
  * Everything observable goes out on `events$`; the progress display, metrics log and service only read that.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Observable, ReplaySubject } from 'rxjs';
 import { workloadOf } from '../config/load.js';
@@ -148,6 +148,9 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
   const config = opts.config;
   const workload = workloadOf(config);
   const started = Date.now();
+  if (opts.resume && !existsSync(join(runDir, 'config.json'))) {
+    throw new RunError(`cannot resume ${runDir}: it has no config.json (is it a run folder?)`);
+  }
   mkdirSync(runDir, { recursive: true });
   const lock = lockRunFolder(runDir);
   const closers: (() => Promise<void>)[] = [];
@@ -155,7 +158,6 @@ async function execute(opts: TrainOptions, runDir: string, emit: (e: RunEvent) =
   try {
     // Nothing is written into the folder until it is known to be this run's.
     const saved = opts.resume ? savedConfig(runDir) : undefined;
-    if (opts.resume && !saved) throw new RunError(`cannot resume ${runDir}: it has no config.json (is it a run folder?)`);
     if (saved) checkResume(saved, config, workload, runDir);
     if (!opts.resume) {
       await claimNewRunFolder(config, runDir, opts.overwrite ?? false);

@@ -134,6 +134,13 @@ export class ReaderPool {
     return new ReaderFeed(this, id);
   }
 
+  /** Resolves once reader `reader`'s current serve task has ended (it fails only by dying or throwing), with its failure. */
+  async readerEnded(reader: number): Promise<ReaderError | undefined> {
+    const r = this.readers[reader];
+    await r.served;
+    return r.failed;
+  }
+
   /** Tasks the readers have read and sent back. */
   get completed(): number {
     return this.chunkReplies;
