@@ -1,7 +1,7 @@
 import t from 'tap';
 import { loadConfig } from '../src/config/load.js';
 import { Group, type GroupOptions } from '../src/group/group.js';
-import { randomBatch } from './helpers/batches.js';
+import { groupStepInput } from './helpers/batches.js';
 
 const classes = 64;
 const T = 8;
@@ -10,14 +10,7 @@ const config = loadConfig({
 });
 const options = (replicas: number): GroupOptions => ({ group: 0, replicas, config, classes, seed: 7 });
 
-const stepInput = (step: number, rows: number) => ({
-  step,
-  lr: 0.01,
-  alpha: 0,
-  batch: randomBatch(100 + step, rows, T + 1, classes),
-  positionsPerRow: T,
-  classes,
-});
+const stepInput = (step: number, rows: number) => groupStepInput(step, rows, T, classes);
 
 t.test('all replicas of a group hold bitwise-identical weights after many steps', async (t) => {
   const group = await Group.start(options(2));

@@ -3,7 +3,8 @@ import { loadConfig } from '../src/config/load.js';
 import { Group, NonFiniteError, type GroupOptions } from '../src/group/group.js';
 import type { ModelState } from '../src/protocol.js';
 import { isActorFault } from '../src/util/actor.js';
-import { randomBatch } from './helpers/batches.js';
+import { groupStepInput } from './helpers/batches.js';
+import { sameBits } from './helpers/run.js';
 
 const classes = 64;
 const T = 8;
@@ -13,16 +14,7 @@ const configWith = (...set: string[]) =>
   });
 const options = (replicas: number, ...set: string[]): GroupOptions => ({ group: 0, replicas, config: configWith(...set), classes, seed: 7 });
 
-const stepInput = (step: number, rows = 8) => ({
-  step,
-  lr: 0.01,
-  alpha: 0,
-  batch: randomBatch(100 + step, rows, T + 1, classes),
-  positionsPerRow: T,
-  classes,
-});
-
-const sameBits = (a: Float32Array, b: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+const stepInput = (step: number, rows = 8) => groupStepInput(step, rows, T, classes);
 
 /** Weights and every optimizer slot bitwise equal. */
 function sameState(a: ModelState, b: ModelState): boolean {

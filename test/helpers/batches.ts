@@ -17,3 +17,15 @@ export function randomBatch(seed: number, rows: number, cols: number, classes: n
   }
   return { data, rows, cols, fields: { tokens: data } };
 }
+
+/** A Group step's input on a random token batch (seeded by the step): no distillation, lr 0.01. */
+export function groupStepInput(step: number, rows: number, window: number, classes: number) {
+  return {
+    step,
+    lr: 0.01,
+    alpha: 0,
+    batch: randomBatch(100 + step, rows, window + 1, classes),
+    positionsPerRow: window,
+    classes,
+  };
+}
