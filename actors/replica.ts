@@ -14,7 +14,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.js';
+import { backendName, initBackend } from '../src/backend.js';
 import { GroupMemory } from '../src/group/memory.js';
 import { codistillLoss, type DistillKind } from '../src/train/loss.js';
 import {
@@ -135,7 +135,7 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
   switch (req.type) {
     case 'init': {
       const { config } = req;
-      const info = await initBackend(config.backend);
+      const info = await initBackend(config.backend, config);
       const model = await loadWorkload(config.workload).buildModel({ config, classes: req.classes, seed: req.seed, role: 'student' });
       self = {
         replica: req.replica,
@@ -149,7 +149,7 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
         faults: new Map(),
       };
       const parameters = flatLength(model.variables);
-      return { reply: { type: 'ready', id: req.id, parameters, backend: info.name, tensors: tf.memory().numTensors } };
+      return { reply: { type: 'ready', id: req.id, parameters, backend: backendName(info), tensors: tf.memory().numTensors } };
     }
     case 'attach':
       need().memory = new GroupMemory(req.memory);

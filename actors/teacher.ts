@@ -5,7 +5,7 @@
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../src/backend.js';
+import { backendName, initBackend } from '../src/backend.js';
 import type { Config } from '../src/config/schema.js';
 import { accuracy, auc } from '../src/train/measures.js';
 import { flatToWeights } from '../src/train/optim.js';
@@ -126,9 +126,9 @@ function churnSums(a: Model[], b: Model[], chunk: Batch): number[] {
 async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; transfer?: ArrayBufferLike[] }> {
   switch (req.type) {
     case 'init': {
-      const info = await initBackend(req.config.backend);
+      const info = await initBackend(req.config.backend, req.config);
       spec = { config: req.config, classes: req.classes };
-      return { reply: { type: 'ready', id: req.id, backend: info.name } };
+      return { reply: { type: 'ready', id: req.id, backend: backendName(info) } };
     }
     case 'load': {
       if (!spec) throw new Error('teacher used before init');

@@ -5,12 +5,24 @@
  * tfjs-node(-gpu) are optional peers whose install downloads libtensorflow: they are imported through a variable
  * specifier so that TypeScript compiles, and the package runs, without them. Every path installs the gradient
  * fixes (src/tf/grad-fixes.ts) before returning, so no actor can train without them.
+ *
+ * On wasm, `kernels` says whether the native BLAS kernels (src/tf/native-kernels.ts) take over the heavy kernels:
+ * `auto` uses them when they were built at install, `native` requires them, `wasm` keeps tfjs's own.
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Config } from './config/schema.js';
 import { installGradFixes } from './tf/grad-fixes.js';
+import { installNativeKernels, NATIVE_HOW, nativeStatus, uninstallNativeKernels } from './tf/native-kernels.js';
 
 export type BackendChoice = Config['backend'];
+export type KernelChoice = Config['kernels'];
+
+export interface KernelOptions {
+  /** auto (native when built), native (required), wasm (tfjs's own). */
+  kernels?: KernelChoice;
+  /** BLAS threads of the native kernels (one setting per process). */
+  blasThreads?: number;
+}
 export type ConcreteBackend = Exclude<BackendChoice, 'auto'>;
 
 export interface BackendAttempt {
@@ -33,6 +45,8 @@ export interface BackendInfo {
   detail: string;
   /** Backends tried before this one (auto only), best first. */
   fallbacks: BackendAttempt[];
+  /** The kernel set now in use: `native (OpenBLAS 0.3.21 ..., 1 thread)`, `wasm`, or the backend's own. */
+  kernels: string;
 }
 
 interface Candidate {
@@ -110,7 +124,7 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
     const c = CANDIDATES[choice];
     try {
       const detail = await c.load();
-      return { name: tf.getBackend(), requested, choice, package: c.package, detail, fallbacks };
+      return { name: tf.getBackend(), requested, choice, package: c.package, detail, fallbacks, kernels: 'stock' };
     } catch (err) {
       const reason = reasonOf(err, c.package);
       if (requested !== 'auto') {
@@ -126,10 +140,11 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
 const loaded = new Map<BackendChoice, Promise<BackendInfo>>();
 
 /**
- * Loads and activates the backend for `choice` in this thread, then installs the gradient fixes. Idempotent: the
- * same choice loads once; a later call with another choice switches the thread's active backend.
+ * Loads and activates the backend for `choice` in this thread, then installs the gradient fixes and (on wasm) the
+ * native kernels that `kernels` asks for. Idempotent: the same choice loads once; a later call with another choice
+ * switches the thread's active backend.
  */
-export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice, o: KernelOptions = {}): Promise<BackendInfo> {
   let pending = loaded.get(choice);
   if (!pending) {
     pending = load(choice);
@@ -139,11 +154,40 @@ export async function initBackend(choice: BackendChoice): Promise<BackendInfo> {
   const info = await pending;
   if (tf.getBackend() !== info.name) await activate(info.name, info.package);
   installGradFixes();
-  return info;
+  const kernels = chooseKernels(info.name, o);
+  // The same answer object for the same question: callers may compare them.
+  const key = `${choice}|${kernels.kernels}`;
+  let answer = answers.get(key);
+  if (!answer) answers.set(key, (answer = { ...info, ...kernels }));
+  return answer;
+}
+
+const answers = new Map<string, BackendInfo>();
+
+function chooseKernels(backend: string, o: KernelOptions): Pick<BackendInfo, 'kernels'> {
+  const want = o.kernels ?? 'auto';
+  if (backend !== 'wasm') {
+    if (want === 'native') throw new Error(`kernels = native runs under the wasm backend, not '${backend}': set backend to wasm (or auto without tfjs-node)`);
+    return { kernels: backend === 'tensorflow' ? 'libtensorflow' : backend };
+  }
+  const status = want === 'wasm' ? undefined : nativeStatus();
+  if (!status?.available) {
+    uninstallNativeKernels();
+    if (want === 'native') throw new Error(`kernels = native: the native kernels are ${status && !status.available ? status.reason : 'unavailable'}; ${NATIVE_HOW}`);
+    return { kernels: 'wasm' };
+  }
+  installNativeKernels(status.addon, { threads: o.blasThreads ?? 1 });
+  return { kernels: `native (${status.addon.describe()})` };
+}
+
+/** The backend and kernels in a few words, as runs record them: `wasm`, `wasm + native kernels (OpenBLAS ...)`. */
+export function backendName(info: BackendInfo): string {
+  return info.kernels.startsWith('native') ? `${info.name} + ${info.kernels.replace(/^native/, 'native kernels')}` : info.name;
 }
 
 /** One line for the console: `backend: wasm (SIMD) — @tensorflow/tfjs-backend-wasm; tried tensorflow-gpu: not installed, ...`. */
 export function describeBackend(info: BackendInfo): string {
   const tried = info.fallbacks.length ? `; tried ${info.fallbacks.map((f) => `${f.choice}: ${f.reason}`).join(', ')}` : '';
-  return `backend: ${info.choice} (${info.detail}) — ${info.package}${tried}`;
+  const kernels = info.name === 'wasm' ? `; kernels: ${info.kernels}` : '';
+  return `backend: ${info.choice} (${info.detail}) — ${info.package}${tried}${kernels}`;
 }

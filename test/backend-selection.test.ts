@@ -3,6 +3,7 @@ import t from 'tap';
 import * as tf from '@tensorflow/tfjs';
 import { describeBackend, initBackend } from '../src/backend.js';
 import { gradFixesInstalled } from '../src/tf/grad-fixes.js';
+import { activeNativeKernels, nativeStatus } from '../src/tf/native-kernels.js';
 
 t.test('auto picks wasm where tfjs-node is not installed, and says what it tried', async (t) => {
   const info = await initBackend('auto');
@@ -16,7 +17,19 @@ t.test('auto picks wasm where tfjs-node is not installed, and says what it tried
   ]);
   t.ok(gradFixesInstalled(), 'gradient fixes installed');
   t.equal(tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT'), false, 'single-threaded wasm');
-  t.match(describeBackend(info), /^backend: wasm \((no )?SIMD\) — @tensorflow\/tfjs-backend-wasm; tried tensorflow-gpu: not installed, tensorflow: not installed$/);
+  t.match(
+    describeBackend(info),
+    /^backend: wasm \((no )?SIMD\) — @tensorflow\/tfjs-backend-wasm; tried tensorflow-gpu: not installed, tensorflow: not installed; kernels: (wasm|native \(OpenBLAS .*\))$/,
+  );
+  t.equal(info.kernels.startsWith('native'), nativeStatus().available, 'auto takes the native kernels exactly when they are built');
+});
+
+t.test('kernels = wasm keeps the stock kernels; kernels = native without the build is an error saying how to get it', async (t) => {
+  const info = await initBackend('wasm', { kernels: 'wasm' });
+  t.equal(info.kernels, 'wasm');
+  t.equal(activeNativeKernels(), undefined);
+  if (!nativeStatus().available) await t.rejects(initBackend('wasm', { kernels: 'native' }), /apt-get install build-essential libopenblas-dev/);
+  await initBackend('auto');
 });
 
 t.test('initBackend is idempotent', async (t) => {

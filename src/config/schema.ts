@@ -84,6 +84,10 @@ export const commonShape = {
   seed: int(0).default(1234).describe('seed of everything random in a run: each group\'s initialisation and data order'),
   backend: z.enum(['auto', 'tensorflow-gpu', 'tensorflow', 'wasm', 'cpu']).default('auto')
     .describe('tfjs backend; auto takes the best that loads (tfjs-node-gpu, tfjs-node, wasm, cpu)'),
+  kernels: z.enum(['auto', 'native', 'wasm']).default('auto')
+    .describe('on the wasm backend: native runs matMul, the LSTM recurrence, dense layers and the cross-entropy in C on OpenBLAS (built at install when a C compiler and OpenBLAS are present), wasm keeps tfjs\'s own kernels, auto takes native when it was built'),
+  blasThreads: int(1).max(64).default(1)
+    .describe('OpenBLAS threads of the native kernels (one setting per process: groups and replicas are the parallelism)'),
   groups: int(1).max(64).default(2).describe('models trained side by side (N); 1 = plain synchronous SGD'),
   replicas: int(1).max(64).default(1).describe('synchronous-SGD replicas (worker threads) per group'),
   steps: int(1).default(1000).describe('training steps per group'),

@@ -12,6 +12,7 @@
  *    equivalent ones: see ./wasm-kernels.ts.
  */
 import * as tf from '@tensorflow/tfjs';
+import { activeNativeKernels } from './native-kernels.js';
 import { wasmKernelFixes } from './wasm-kernels.js';
 
 const BATCH_MAT_MUL = 'BatchMatMul';
@@ -32,6 +33,13 @@ const batchMatMulGrad: tf.GradConfig = {
     const [a, b] = saved;
     const g = Array.isArray(dy) ? dy[0] : dy;
     const { transposeA, transposeB } = attrs as unknown as { transposeA: boolean; transposeB: boolean };
+    if (activeNativeKernels()) {
+      // BLAS reads a transposed operand in place: nothing is materialised.
+      if (!transposeA && !transposeB) return { a: () => tf.matMul(g, b, false, true), b: () => tf.matMul(a, g, true, false) };
+      if (!transposeA && transposeB) return { a: () => tf.matMul(g, b), b: () => tf.matMul(g, a, true, false) };
+      if (transposeA && !transposeB) return { a: () => tf.matMul(b, g, false, true), b: () => tf.matMul(a, g) };
+      return { a: () => tf.matMul(b, g, true, true), b: () => tf.matMul(g, a, true, true) };
+    }
     if (!transposeA && !transposeB) {
       // C = A B: dA = dy B^T, dB = A^T dy
       return { a: () => tf.matMul(g, transposeLast2(b)), b: () => tf.matMul(transposeLast2(a), g) };

@@ -11,6 +11,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { TeacherTarget } from '../protocol.js';
+import { activeNativeKernels, nativeCrossEntropyGrad, nativeSoftmaxRows } from '../tf/native-kernels.js';
 
 export type { TeacherTarget };
 
@@ -115,22 +116,39 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
   const teacher = o.teacher && o.alpha > 0 ? teacherInputs(o.teacher, positions) : undefined;
   const ce = teacher && o.kind === 'ce' ? teacher : undefined;
   const distilled = teacher?.distilled ?? positions;
-  let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
-  if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
   // Each distilled position's pull is weighted alpha * P/S, so that the term is a mean over the S positions.
   const share = (o.alpha * positions) / distilled;
   const scaledTeacher = ce && denseTeacher(ce, positions, classes, share);
-  const pull = scaledTeacher ? target.add(scaledTeacher) : target;
   const rows = ce?.rows;
   const weight: tf.Tensor = rows ? rowWeights(ce, positions, share).add(1) : tf.scalar(ce ? 1 + share : 1);
-  const labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt());
+  // With the native kernels one pass gives q, lse and the labels' logits, and one pass the gradient; the tfjs path
+  // builds the one-hot pull y' + teacher and gathers the labels' logits.
+  const native = activeNativeKernels() !== undefined;
+  let pull: tf.Tensor2D | undefined;
+  let labelIndex: tf.Tensor1D | undefined;
+  if (!native) {
+    let target = tf.oneHot(labels, classes).toFloat() as tf.Tensor2D;
+    if (o.smoothing > 0) target = target.mul(1 - o.smoothing).add(o.smoothing / classes) as tf.Tensor2D;
+    pull = scaledTeacher ? (target.add(scaledTeacher) as tf.Tensor2D) : target;
+    labelIndex = tf.range(0, positions, 1, 'int32').mul(tf.scalar(classes, 'int32')).add(labels.toInt()) as tf.Tensor1D;
+  }
   let values: tf.Scalar[] = [];
   const fusedCrossEntropy = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
     const [z, save] = args as [tf.Tensor2D, tf.GradSaveFunc];
-    const q = tf.softmax(z);
     // Inside the custom op nothing is taped: the values below carry no gradient.
-    const lse = tf.max(z, 1).sub(tf.log(tf.max(q, 1)));
-    let task = lse.sub(tf.gather(z.reshape([-1]), labelIndex)).mean() as tf.Scalar;
+    let q: tf.Tensor2D;
+    let lse: tf.Tensor1D;
+    let labelLogits: tf.Tensor1D;
+    if (native) {
+      const [probs, stats] = nativeSoftmaxRows(z, labels);
+      q = probs;
+      [lse, labelLogits] = tf.unstack(stats, 1) as [tf.Tensor1D, tf.Tensor1D];
+    } else {
+      q = tf.softmax(z);
+      lse = tf.max(z, 1).sub(tf.log(tf.max(q, 1)));
+      labelLogits = tf.gather(z.reshape([-1]), labelIndex!) as tf.Tensor1D;
+    }
+    let task = lse.sub(labelLogits).mean() as tf.Scalar;
     if (o.smoothing > 0) task = task.mul(1 - o.smoothing).add(lse.sub(z.mean(1)).mean().mul(o.smoothing)) as tf.Scalar;
     let distill = tf.scalar(0);
     if (ce) {
@@ -141,8 +159,16 @@ export function codistillLoss(logits: tf.Tensor2D, labels: tf.Tensor1D, o: Codis
       distill = lseRows.sum().sub(teacherDotZ).div(distilled) as tf.Scalar;
     }
     values = [tf.keep(task), tf.keep(distill)];
+    if (native) {
+      save([q, labels, weight, ...(scaledTeacher ? [scaledTeacher] : [])]);
+      return {
+        value: tf.scalar(0),
+        gradFunc: (dy: tf.Scalar, [q, labels, weight, teacher]: tf.Tensor[]) =>
+          nativeCrossEntropyGrad(q as tf.Tensor2D, labels as tf.Tensor1D, weight, teacher as tf.Tensor2D | undefined, o.smoothing, dy.dataSync()[0] / positions),
+      };
+    }
     // Saved tensors outlive the forward pass's tidy; a closure over `pull` would see it disposed.
-    save([q, pull, weight]);
+    save([q, pull!, weight]);
     return {
       value: tf.scalar(0),
       // Without a teacher the weight is 1: skip that full pass over [P, C].

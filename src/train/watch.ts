@@ -3,6 +3,7 @@
  * table that the CLI, the experiments and a service share.
  */
 import type { Config } from '../config/schema.js';
+import { NATIVE_HOW, nativeStatus } from '../tf/native-kernels.js';
 import { createProgress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
 import type { EvalEvent, RunEvent } from './events.js';
@@ -38,6 +39,10 @@ export function watchRun(
               (e.fromStep ? `, resuming at step ${e.fromStep}` : '') +
               '\n',
           );
+          if (e.backend === 'wasm' && config.kernels === 'auto') {
+            const status = nativeStatus();
+            if (!status.available) stream.write(`${label}: wasm kernels only (native kernels ${status.reason}); for BLAS speed ${NATIVE_HOW}\n`);
+          }
           reached.fill(e.fromStep);
           unit = e.unit;
           t0 = performance.now();

@@ -8,8 +8,10 @@
  * is ONE matMul over all steps instead of one matMul and one add per step.
  *
  * Gate order i, f, g, o (as Keras and tfjs-layers). Inputs are time-major: row t*B + b is step t of batch row b.
+ * With the native kernels (src/tf/native-kernels.ts) the same maths runs as two calls: all steps forward, all back.
  */
 import * as tf from '@tensorflow/tfjs';
+import { activeNativeKernels, nativeLstm } from '../../tf/native-kernels.js';
 
 export interface RecurrenceResult {
   /** Hidden states of every step, [T*B, H] time-major. */
@@ -26,6 +28,16 @@ export interface RecurrenceResult {
 export function lstmRecurrence(projected: tf.Tensor2D, recurrentKernel: tf.Tensor2D, h0: tf.Tensor2D, c0: tf.Tensor2D): RecurrenceResult {
   const [B, H] = h0.shape;
   const T = projected.shape[0] / B;
+  const out = activeNativeKernels() ? nativeLstm(projected, recurrentKernel, h0, c0) : taped(projected, recurrentKernel, h0, c0, T, B, H);
+  return {
+    sequence: tf.slice(out, [0, 0], [T * B, H]),
+    h: tf.slice(out, [(T - 1) * B, 0], [B, H]),
+    c: tf.slice(out, [T * B, 0], [B, H]),
+  };
+}
+
+/** The recurrence as tfjs ops with a hand-written gradient: [h_1..h_T; c_T]. */
+function taped(projected: tf.Tensor2D, recurrentKernel: tf.Tensor2D, h0: tf.Tensor2D, c0: tf.Tensor2D, T: number, B: number, H: number): tf.Tensor2D {
   // customGrad has one output: the sequence with the final c appended as T+1-th block. The final h is the last
   // block of the sequence. A gradient reaching c_T (a carried state that feeds a loss) is therefore honoured too.
   const run = tf.customGrad((...args: (tf.Tensor | tf.GradSaveFunc)[]) => {
@@ -63,12 +75,7 @@ export function lstmRecurrence(projected: tf.Tensor2D, recurrentKernel: tf.Tenso
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => backward(dy as tf.Tensor2D, saved as tf.Tensor2D[], T, B, H),
     };
   });
-  const out = run(projected, recurrentKernel, h0, c0) as tf.Tensor2D;
-  return {
-    sequence: tf.slice(out, [0, 0], [T * B, H]),
-    h: tf.slice(out, [(T - 1) * B, 0], [B, H]),
-    c: tf.slice(out, [T * B, 0], [B, H]),
-  };
+  return run(projected, recurrentKernel, h0, c0) as tf.Tensor2D;
 }
 
 /** Gradients for (projected, recurrentKernel, h0, c0) from dy [(T+1)*B, H] (the sequence, then c_T). */
