@@ -2,7 +2,7 @@
  * Every benchmark, one after the other, each printing its ratios against a baseline measured in the same run.
  *
  *   npm run bench                 # all
- *   npm run bench -- training     # some: ingest click-ingest reader checkpoint snapshot-stores allreduce training workloads serve-load
+ *   npm run bench -- training     # some: ingest click-ingest reader checkpoint snapshot-stores allreduce training workloads serve-load vs-pytorch
  *
  * Benchmarks are measurements, never pass/fail: the tests assert behaviour, not speed.
  */
@@ -15,6 +15,7 @@ import { benchServeLoad } from './serve-load.js';
 import { benchSnapshotStores } from './snapshot-stores.js';
 import { benchTraining } from './training.js';
 import { benchWorkloadSteps } from './workload-steps.js';
+import { benchVsPytorch } from './vs-pytorch.js';
 
 const round = (v: unknown) => (typeof v === 'number' ? Number(v.toPrecision(4)) : v);
 const show = (title: string, rows: Record<string, unknown>) => {
@@ -22,7 +23,7 @@ const show = (title: string, rows: Record<string, unknown>) => {
   console.table(Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, round(v)])));
 };
 
-const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads', 'serve-load'] as const;
+const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads', 'serve-load', 'vs-pytorch'] as const;
 const wanted = process.argv.slice(2).filter((a) => (all as readonly string[]).includes(a));
 const run = (name: (typeof all)[number]) => wanted.length === 0 || wanted.includes(name);
 
@@ -40,4 +41,9 @@ if (run('checkpoint')) show('checkpoint', await benchCheckpoint());
 if (run('snapshot-stores')) for (const row of await benchSnapshotStores()) show(`snapshot stores: ${row.size}`, { ...row, size: undefined });
 if (run('allreduce')) show('all-reduce', await benchAllReduce());
 if (run('workloads')) for (const row of await benchWorkloadSteps()) show(`step time: ${row.preset}`, { ...row, preset: undefined });
+if (run('vs-pytorch')) {
+  const { arms, ratios } = await benchVsPytorch();
+  for (const a of arms) show(`vs PyTorch: ${a.arm} (OpenBLAS env ${a.env})`, { ...a, arm: undefined, env: undefined });
+  show('vs PyTorch: ratios (one thread; the LSTM of 8192 x 128, 256 units, batch 32 x 32)', ratios);
+}
 if (run('serve-load')) show('service: predict latency while training, and the training slowdown', { ...(await benchServeLoad()) });
