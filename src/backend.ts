@@ -173,7 +173,7 @@ function chooseKernels(backend: string, o: KernelOptions): Pick<BackendInfo, 'ke
   const status = want === 'wasm' ? undefined : nativeStatus();
   if (!status?.available) {
     uninstallNativeKernels();
-    if (want === 'native') throw new Error(`kernels = native: the native kernels are ${status && !status.available ? status.reason : 'unavailable'}; ${NATIVE_HOW}`);
+    if (want === 'native') throw new Error(`kernels = native, but the native kernels are unavailable (${status && !status.available ? status.reason : 'not loaded'}); ${NATIVE_HOW}`);
     return { kernels: 'wasm' };
   }
   installNativeKernels(status.addon, { threads: o.blasThreads ?? 1 });

@@ -283,6 +283,16 @@ t.test('through bin/codistill.mjs: a bad preset file and an unknown command exit
   t.equal(unknown.stderr, "codistill: unknown command 'frobnicate' (see `codistill --help`)\n");
 });
 
+t.test('a kernel set the backend cannot run is one error and exit 2, not a hang: its actors close', async (t) => {
+  const dir = t.testdir();
+  const args = ['train', '-p', 'tiny', '-s', 'steps=2', '-s', `runDir=${dir}`, '-s', 'name=k'];
+  // A timeout, so that a process kept alive by a worker that failed to start fails the test instead of blocking it.
+  const r = spawnSync(process.execPath, [cli, ...args, '-s', 'backend=cpu', '-s', 'kernels=native'], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, CI: '1' } });
+  t.equal(r.signal, null, 'ended by itself');
+  t.equal(r.status, 2, r.stderr);
+  t.match(r.stderr, /kernels = native runs under the wasm backend, not 'cpu'/);
+});
+
 // --- 6. Click rows and image files ---------------------------------------------------------------------------------
 
 t.test('malformed click rows name the file and line, or are skipped and counted', async (t) => {

@@ -131,7 +131,9 @@ function background(args: string[], until: RegExp): { child: ChildProcess; seen:
 
 t.test('a second process on a run folder is refused naming the first one’s pid; a second signal exits at once, and the run resumes', async (t) => {
   const dir = t.testdir();
-  const set = await settings(dir, 'both', ['steps=400', 'checkpoint.every=2']);
+  // Far more steps than it will ever train: the run is still going when the other commands and the signals come,
+  // however fast the kernels (it used to end on its own before them on the native kernels).
+  const set = await settings(dir, 'both', ['steps=1000000', 'checkpoint.every=2']);
   const first = background(['train', '-p', 'tiny', ...setFlags(set)], /train: 2 group\(s\)/);
   await Promise.race([first.seen, first.ended]);
   const second = await codistill(['train', '--resume', join(dir, 'both')]);

@@ -26,7 +26,13 @@ export type TeacherClient = ActorClient<TeacherRequest, TeacherReply>;
 
 export async function startTeacherActor(name: string, config: Config, classes: number): Promise<TeacherClient> {
   const client: TeacherClient = new ActorClient(name, actorFile('teacher'));
-  await client.request({ type: 'init', id: 0, config, classes }, 'ready');
+  try {
+    await client.request({ type: 'init', id: 0, config, classes }, 'ready');
+  } catch (err) {
+    // A worker that failed to start (a backend or kernel set that cannot load) must not keep the process alive.
+    await client.close();
+    throw err;
+  }
   return client;
 }
 
