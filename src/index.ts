@@ -1,7 +1,8 @@
 /** The library: everything a program that embeds codistill needs. */
 export { loadConfig, validateConfig, describeKeys, workloadOf, ConfigError } from './config/load.js';
 export { DEFAULTS, commonSchema, type Config, type CommonConfig } from './config/schema.js';
-export { initBackend, describeBackend, type BackendInfo } from './backend.js';
+export { initBackend, describeBackend, backendName, type BackendInfo, type KernelOptions } from './backend.js';
+export { nativeStatus, type NativeStatus } from './tf/native-kernels.js';
 export { loadWorkload, builtInWorkloads, WorkloadError } from './workloads/registry.js';
 export type {
   Workload, WorkloadData, Model, ModelSpec, Batch, Field, TrainBatch, TrainStream, StreamSpec, DataCursor, IngestReport,

@@ -5,7 +5,8 @@
  * 1. BatchMatMul: the stock gradient always calls matMul with transposeA/transposeB, which misses XNNPACK's fast
  *    path on wasm (0.7-2 against 14-27 GFLOP/s). Ours materialises the transpose (a cheap copy) and calls a plain
  *    matMul. Only the registered gradient of the BatchMatMul kernel changes; tf.fused.matMul carries its own
- *    gradient with transposed matMuls, so training code must not use it.
+ *    gradient with transposed matMuls, so training code must not use it. With the native kernels
+ *    (./native-kernels.ts) transposed operands cost nothing, and the gradient passes the transpose flags instead.
  * 2. Embedding lookup: tf.gather's gradient needs UnsortedSegmentSum, which wasm lacks (and cpu runs in
  *    O(segments * N * D)). `embeddingLookup` gathers forward and scatters backward (scatterND sums repeated ids).
  * 3. On wasm, four kernels that copy far more memory than needed (Identity, Cast, Slice, SplitV) are replaced by

@@ -11,7 +11,8 @@
  * - the output projection runs as one matMul over all positions; layer norm, when on, also runs once per layer;
  * - biases ride inside those matMuls (`affine`): a broadcast add's bias gradient is a sum over axis 0, which wasm
  *   runs as a full transpose plus a reduction (about 35 ms for the logits of lm-small, against 2 ms as a matMul);
- * - no matMul is transposed (the gradient fix in src/tf/grad-fixes.ts keeps the backward pass plain too);
+ * - on the wasm kernels no matMul is transposed (the gradient fix in src/tf/grad-fixes.ts keeps the backward pass
+ *   plain too); on the native kernels the recurrence, the dense layers and the loss run in C (src/tf/native-kernels.ts);
  * - the embedding gradient is a scatter, not tf.gather's UnsortedSegmentSum (missing on wasm).
  * Every method that allocates is meant to run inside the trainer's tf.tidy.
  */
