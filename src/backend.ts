@@ -117,14 +117,14 @@ function installHint(c: Candidate): string {
   return `npm install ${c.package}@4.22.0 (its install downloads libtensorflow and needs internet), or set backend to auto or wasm`;
 }
 
-async function load(requested: BackendChoice): Promise<BackendInfo> {
+async function load(requested: BackendChoice): Promise<Omit<BackendInfo, 'kernels'>> {
   const order = requested === 'auto' ? AUTO_ORDER : [requested];
   const fallbacks: BackendAttempt[] = [];
   for (const choice of order) {
     const c = CANDIDATES[choice];
     try {
       const detail = await c.load();
-      return { name: tf.getBackend(), requested, choice, package: c.package, detail, fallbacks, kernels: 'stock' };
+      return { name: tf.getBackend(), requested, choice, package: c.package, detail, fallbacks };
     } catch (err) {
       const reason = reasonOf(err, c.package);
       if (requested !== 'auto') {
@@ -137,7 +137,7 @@ async function load(requested: BackendChoice): Promise<BackendInfo> {
   throw new Error(`no tfjs backend could load: ${fallbacks.map((f) => `${f.choice}: ${f.reason}`).join('; ')}`);
 }
 
-const loaded = new Map<BackendChoice, Promise<BackendInfo>>();
+const loaded = new Map<BackendChoice, Promise<Omit<BackendInfo, 'kernels'>>>();
 
 /**
  * Loads and activates the backend for `choice` in this thread, then installs the gradient fixes and (on wasm) the

@@ -13,13 +13,14 @@
  * Everything else stays on the wasm kernels. A run is deterministic for a given kernel set and BLAS thread count:
  * OpenBLAS splits a product over threads by output blocks, each summed in a fixed order.
  *
- * OpenBLAS keeps one thread count for the whole process; every actor of a run sets the same one (kernels.threads).
+ * OpenBLAS keeps one thread count for the whole process; every actor of a run sets the same one (the blasThreads key).
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import type { WasmBackend as WasmHeap } from './wasm-kernels.js';
 
 /** The addon's functions (native/src/kernels.c). */
 export interface NativeAddon {
@@ -72,12 +73,6 @@ export function nativeStatus(): NativeStatus {
   }
 }
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here (public methods of that class). */
-interface WasmHeap {
-  makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
-  typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
-}
-
 /** For each output matrix of a broadcast batch product, the indices of the A and B matrices it multiplies. */
 export function broadcastPairs(outerA: number[], outerB: number[], outer: number[]): Int32Array {
   const count = tf.util.sizeFromShape(outer);
@@ -98,6 +93,8 @@ export function broadcastPairs(outerA: number[], outerB: number[], outer: number
   return pairs;
 }
 
+type Info = tf.TensorInfo;
+
 function batchMatMulKernel(addon: NativeAddon): tf.KernelFunc {
   return (args) => {
     const { a, b } = args.inputs as { a: tf.TensorInfo; b: tf.TensorInfo };
@@ -116,23 +113,19 @@ function batchMatMulKernel(addon: NativeAddon): tf.KernelFunc {
     const outerA = a.shape.slice(0, -2);
     const outerB = b.shape.slice(0, -2);
     const outer = tf.broadcast_util.assertAndGetBroadcastShape(outerA, outerB);
-    const out = heap.makeOutput([...outer, m, n], 'float32');
-    // Views are taken after makeOutput: an allocation may grow the heap, which detaches older views.
-    addon.batchMatMul(
-      heap.typedArrayFromHeap(a) as Float32Array,
-      heap.typedArrayFromHeap(b) as Float32Array,
-      heap.typedArrayFromHeap(out) as Float32Array,
-      m, n, k, transposeA, transposeB,
-      broadcastPairs(outerA, outerB, outer),
+    const [out] = withOutputs(heap, [[...outer, m, n]], (v, [o]) =>
+      addon.batchMatMul(v(a), v(b), v(o), m, n, k, transposeA, transposeB, broadcastPairs(outerA, outerB, outer)),
     );
     return out;
   };
 }
 
-type Info = tf.TensorInfo;
 type HeapKernel = (inputs: Record<string, Info>, attrs: Record<string, unknown>, heap: WasmHeap) => Info | Info[];
 
-/** Allocates the outputs first, then hands the addon views of inputs and outputs alike (see batchMatMulKernel). */
+/**
+ * Allocates the outputs first, then hands the addon views of inputs and outputs alike: an allocation may grow the
+ * heap, which detaches every view taken before it.
+ */
 function withOutputs(heap: WasmHeap, shapes: number[][], run: (view: (t: Info) => Float32Array, outs: Info[]) => void): Info[] {
   const outs = shapes.map((shape) => heap.makeOutput(shape, 'float32'));
   run((t) => heap.typedArrayFromHeap(t) as Float32Array, outs);

@@ -12,8 +12,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
-/** The parts of tfjs-backend-wasm's BackendWasm used here (public methods of that class). */
-interface WasmBackend {
+/** The parts of tfjs-backend-wasm's BackendWasm that our kernels use (public methods of that class). */
+export interface WasmBackend {
   incRef(dataId: tf.DataId): void;
   makeOutput(shape: number[], dtype: tf.DataType): tf.TensorInfo;
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array;
