@@ -124,6 +124,6 @@ t.test('a validation loss far above its best is a warning, and with guard.stopOn
   t.match(watch.diverged?.message, /group 0's validation loss 66/);
 
   // End to end: a learning rate that wrecks the model (finite, clipped) on a divergence factor of 1.05.
-  const r = startRun({ config: await tinyConfig(t.testdir(), 'wild', [...settings, 'steps=12', 'optim.lr=3', 'optim.clipNorm=1', 'eval.every=2', 'guard.divergence=1.05', 'guard.stopOnDivergence=true']) });
+  const r = startRun({ config: await tinyConfig(t.testdir(), 'wild', [...settings, 'steps=60', 'optim.lr=3', 'optim.clipNorm=1', 'eval.every=2', 'guard.divergence=1.05', 'guard.stopOnDivergence=true']) });
   await t.rejects(r.done, /validation loss .* the run is diverging .*stopping \(guard.stopOnDivergence\); every group has a checkpoint of step \d+/);
 });

@@ -276,7 +276,8 @@ async function supervise(
   const steps = Math.min(...ends.map((e) => (e as PromiseFulfilledResult<number>).value));
   const resumesAt = steps < config.steps ? await checkpoints.latestCommonStep(n) : undefined;
   const failure = logFailure() ?? (config.guard.stopOnDivergence ? divergence.diverged : undefined);
-  if (failure) throw stoppedBy(failure, resumesAt);
+  // A divergence seen only after the groups finished (the evaluations lag the training) still names the checkpoints.
+  if (failure) throw stoppedBy(failure, resumesAt ?? (await checkpoints.latestCommonStep(n)), config.steps);
   return finishRun({ config, runDir, started, trainingSeconds, fromStep: startStep, reached: steps, resumesAt, groups: n, evals, data, log });
 }
 
@@ -293,8 +294,11 @@ export function evaluatorRestarted(config: Config, log: (e: RunEvent) => void): 
 }
 
 /** The error of a run that stopped itself (its log failed, its loss diverged), saying where it resumes. */
-function stoppedBy(err: Error, resumesAt: number | undefined): Error {
-  const where = resumesAt === undefined ? '' : `; every group has a checkpoint of step ${resumesAt}, where a resume continues`;
+function stoppedBy(err: Error, resumesAt: number | undefined, steps?: number): Error {
+  const where =
+    resumesAt === undefined
+      ? ''
+      : `; every group has a checkpoint of step ${resumesAt}` + (resumesAt === steps ? ' (its last: the groups had finished)' : ', where a resume continues');
   const e = new RunError(`${err.message}${where}`);
   e.name = err.name;
   return e;
