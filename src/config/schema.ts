@@ -26,7 +26,18 @@ export const optimSchema = z.strictObject({
   clipNorm: z.number().min(0).default(1).describe('clip the global gradient norm to this (0 = off)'),
 });
 
+export const sgdSchema = z.strictObject({
+  mode: z.enum(['sync', 'async', 'delayed']).default('sync')
+    .describe('how a group\'s replicas combine their gradients: sync (an all-reduce, one averaged update per step), async (parameter-server style, no barrier: each replica\'s gradient is its own update, computed on the weights it last read, applied as it arrives) or delayed (each replica\'s gradient is its own update, computed on the weights of exactly sgd.staleness updates before: async SGD made deterministic)'),
+  staleness: int(0).default(0)
+    .describe('delayed: the updates between the weights a gradient is computed on and the update that applies it (tau); 0 = replicas - 1, what K equally fast asynchronous workers see'),
+});
+
 export const distillSchema = z.strictObject({
+  method: z.enum(['codistill', 'average']).default('codistill')
+    .describe('what the groups exchange every distill.exchangeEvery steps: codistill (snapshots that teach the other groups through the distillation term) or average (every group\'s weights are replaced by an outer step on the groups\' averaged pseudo-gradient, at a barrier: DiLoCo with the default outer rate and momentum, local SGD with outerLr = 1 and outerMomentum = 0; all groups start from the same initialisation)'),
+  outerLr: z.number().positive().default(0.7).describe('average: the outer learning rate (DiLoCo 0.7; 1 with no momentum is plain averaging)'),
+  outerMomentum: fraction.default(0.9).describe('average: the outer Nesterov momentum (DiLoCo 0.9; 0 for local SGD)'),
   alpha: z.number().min(0).default(1).describe('weight of the distillation term'),
   burnIn: int(0).default(100).describe('steps with alpha = 0 before distillation starts'),
   ramp: int(0).default(0).describe('after burn-in, raise alpha linearly from 0 over this many steps'),
@@ -94,6 +105,7 @@ export const commonShape = {
   runDir: z.string().min(1).default('runs').describe('folder under which each run writes its outputs'),
   name: z.string().default('').describe('run name (a folder under runDir); empty = a timestamp'),
   optim: optimSchema.prefault({}),
+  sgd: sgdSchema.prefault({}),
   distill: distillSchema.prefault({}),
   eval: evalSchema.prefault({}),
   checkpoint: checkpointSchema.prefault({}),
@@ -109,6 +121,7 @@ export type CommonConfig = z.infer<typeof commonSchema>;
 export type Config = CommonConfig & { readonly [section: string]: unknown };
 export type OptimConfig = CommonConfig['optim'];
 export type DistillConfig = CommonConfig['distill'];
+export type SgdConfig = CommonConfig['sgd'];
 export type GuardConfig = CommonConfig['guard'];
 
 /** The common sections' defaults, resolved (a workload's own defaults come with its sections). */

@@ -15,12 +15,15 @@ import { SerialQueue } from '../util/serial-queue.js';
 import { SnapshotError } from '../store/snapshot.js';
 import type { CheckpointEvent, WarningEvent } from './events.js';
 import { killPoint } from '../util/kill-point.js';
+import type { OuterState } from './outer.js';
 
 export interface GroupCheckpoint {
   state: ModelState;
   cursor: DataCursor;
   /** This group's snapshot that the other groups' teachers use at this step. */
   published: Published;
+  /** distill.method = average: the outer optimizer's state (the anchor and the outer momentum). */
+  outer?: OuterState;
 }
 
 export interface LoadedCheckpoint {
@@ -33,6 +36,12 @@ function toSnapshot(config: Config, runId: string, group: number, step: number, 
     { name: 'weights', shape: [c.state.weights.length], data: c.state.weights },
     { name: 'published', shape: [c.published.weights.length], data: c.published.weights },
     ...c.state.optimizer.map((o) => ({ name: `optimizer/${o.name}`, shape: o.shape, data: o.data })),
+    ...(c.outer
+      ? [
+          { name: 'outer/anchor', shape: [c.outer.anchor.length], data: c.outer.anchor },
+          { name: 'outer/momentum', shape: [c.outer.momentum.length], data: c.outer.momentum },
+        ]
+      : []),
   ];
   return {
     header: {
@@ -58,6 +67,9 @@ function fromSnapshot(s: Snapshot): GroupCheckpoint {
     },
     cursor: extra.cursor,
     published: { group: s.header.group, step: extra.publishedStep, weights: byName.get('published')!.data as Float32Array },
+    ...(byName.has('outer/anchor')
+      ? { outer: { anchor: byName.get('outer/anchor')!.data as Float32Array, momentum: byName.get('outer/momentum')!.data as Float32Array } }
+      : {}),
   };
 }
 

@@ -15,7 +15,7 @@
  * the readers never run ahead of training by more than the step prepared in advance), and each batch's teacher
  * target comes from the other groups' snapshots on the exchange's `published$`, chosen by the exchange rule.
  */
-import { map, startWith, Subject, take } from 'rxjs';
+import { filter, firstValueFrom, map, startWith, Subject, take } from 'rxjs';
 import type { Config } from '../config/schema.js';
 import type { Exchange, Published } from '../exchange/exchange.js';
 import { Group } from '../group/group.js';
@@ -26,16 +26,20 @@ import { eachValue } from '../../streams/each-value.js';
 import { pullEach } from '../../streams/pull-each.js';
 import { CheckpointWriter, loadCheckpoint } from './checkpoints.js';
 import type { CheckpointEvent, ExchangeEvent, StepEvent, WarningEvent } from './events.js';
-import { distillWeight, exchangeDue, learningRate, periodicDue } from './schedule.js';
+import { initialOuterState, type OuterState, outerStep } from './outer.js';
+import { averageDue, distillWeight, exchangeDue, learningRate, periodicDue } from './schedule.js';
 import { GroupTeacher, type TeacherResult } from './teachers.js';
 import { killPoint } from '../util/kill-point.js';
 
-/** Each group starts from its own initialisation. */
+/** The seed of group `group`'s initialisation: codistilled groups start from their own. */
 export const groupSeed = (seed: number, group: number): number => (seed * 7919 + group * 104729) >>> 0;
 
-/** Whether a run's groups teach each other at all (more than one group, alpha > 0, and steps after burn-in). */
+/** The seed a group's model is initialised from: its own, or group 0's for every group when they average weights. */
+export const initSeed = (config: Config, group: number): number => groupSeed(config.seed, config.distill.method === 'average' ? 0 : group);
+
+/** Whether a run's groups teach each other at all (codistillation, more than one group, alpha > 0, steps after burn-in). */
 export const distilling = (config: Config): boolean =>
-  config.groups > 1 && config.distill.alpha > 0 && config.distill.burnIn < config.steps;
+  config.distill.method === 'codistill' && config.groups > 1 && config.distill.alpha > 0 && config.distill.burnIn < config.steps;
 
 export interface GroupTrainerOptions {
   config: Config;
@@ -85,6 +89,8 @@ export class GroupTrainer {
   private wakeStop: () => void = () => undefined;
   /** Settles when `stop` is called: a step waiting for its teacher target (a group that died) gives up then. */
   private readonly stopped = new Promise<typeof STOPPED>((resolve) => (this.wakeStop = () => resolve(STOPPED)));
+  /** Woken by the next `stop` call (a wait that outlives one stop request sees the next). */
+  private readonly stopWaiters: (() => void)[] = [];
 
   private constructor(
     private readonly o: GroupTrainerOptions,
@@ -95,6 +101,8 @@ export class GroupTrainer {
     private readonly from: number,
     /** The snapshot of this group the others' teachers use now (recorded in each checkpoint). */
     private published: Published,
+    /** distill.method = average: the outer optimizer's state (the same in every group). */
+    private outer: OuterState | undefined,
   ) {}
 
   /** Starts the group's replicas and teacher, restores its checkpoint, and publishes the snapshot it serves. */
@@ -102,7 +110,7 @@ export class GroupTrainer {
     const { config, group: g, data } = o;
     const resumed = o.from !== undefined ? await loadCheckpoint(o.checkpoints, g, o.from) : undefined;
     const { classes, positionsPerRow } = data;
-    const model = await Group.start({ group: g, replicas: config.replicas, config, classes, seed: groupSeed(config.seed, g) });
+    const model = await Group.start({ group: g, replicas: config.replicas, config, classes, seed: initSeed(config, g) });
     const closers: (() => Promise<void>)[] = [() => model.close()];
     try {
       const faults = o.faults ?? [];
@@ -110,6 +118,11 @@ export class GroupTrainer {
       if (resumed) await model.setState(resumed.state);
       const published = resumed?.published ?? { group: g, step: 0, weights: (await model.state(false)).weights };
       await o.exchange.publish(g, published.step, published.weights);
+      let outer: OuterState | undefined;
+      if (config.distill.method === 'average') {
+        if (resumed && !resumed.outer) throw new Error(`group ${g}'s checkpoint of step ${o.from} has no outer optimizer state (distill.method = average)`);
+        outer = resumed?.outer ?? initialOuterState(published.weights);
+      }
       const teacher = distilling(config) ? await GroupTeacher.start(g, config, classes, positionsPerRow, o.exchange) : undefined;
       if (teacher) closers.push(() => teacher.close());
       for (const f of faults.filter((f) => f.actor === 'teacher')) {
@@ -127,7 +140,7 @@ export class GroupTrainer {
         fault: readerFault && { atBatch: readerFault.atStep - (o.from ?? 0), kind: readerFault.kind === 'exit' ? 'exit' : 'throw' },
       });
       const checkpoints = new CheckpointWriter(o.checkpoints, config, o.runId, g, o.emit);
-      return new GroupTrainer(o, model, teacher, stream, checkpoints, o.from ?? 0, published);
+      return new GroupTrainer(o, model, teacher, stream, checkpoints, o.from ?? 0, published, outer);
     } catch (err) {
       for (const close of closers.reverse()) await close().catch(() => undefined);
       throw err;
@@ -150,6 +163,7 @@ export class GroupTrainer {
   stop(at = 0): void {
     this.stopAt = Math.min(this.stopAt, at);
     this.wakeStop();
+    for (const wake of this.stopWaiters.splice(0)) wake();
   }
 
   /** Trains from the start step to `config.steps` (or until `stop`); resolves with the steps done by then. */
@@ -165,6 +179,7 @@ export class GroupTrainer {
     );
     let done = this.from;
     let checkpointed = this.from;
+    let unsettled = false;
     let last: TrainBatch | undefined;
     let t0 = performance.now();
     for await (const { step: s, batch, teacher } of eachValue(steps$)) {
@@ -212,14 +227,22 @@ export class GroupTrainer {
       t0 = performance.now();
       killPoint('step', done);
 
-      const publish = config.groups > 1 && exchangeDue(done, config.distill.exchangeEvery, config.distill.burnIn);
+      const codistill = config.distill.method === 'codistill';
+      const publish = codistill && config.groups > 1 && exchangeDue(done, config.distill.exchangeEvery, config.distill.burnIn);
+      const average = !codistill && averageDue(done, config.groups, config.distill.exchangeEvery);
       const evaluate = periodicDue(done, config.eval.every, config.steps);
       const checkpoint = periodicDue(done, config.checkpoint.every, config.steps) || done >= this.stopAt;
+      if (average && !(await this.average(done))) {
+        // Stopped at the barrier (a group that died never came): this step's weights are not the run's, and the
+        // newest checkpoint before it is where the group resumes.
+        unsettled = true;
+        break;
+      }
       if (publish || evaluate || checkpoint) await this.afterStep(done, batch, { publish, evaluate, checkpoint });
       if (checkpoint) checkpointed = done;
       if (done >= this.stopAt) break;
     }
-    if (last && checkpointed !== done) await this.afterStep(done, last, { publish: false, evaluate: false, checkpoint: true });
+    if (last && checkpointed !== done && !unsettled) await this.afterStep(done, last, { publish: false, evaluate: false, checkpoint: true });
     await this.checkpoints.drain();
     return done;
   }
@@ -248,6 +271,35 @@ export class GroupTrainer {
       this.o.emit({ type: 'exchange', group: g, step: done, time: Date.now() });
     }
     if (due.evaluate) this.o.evaluate(g, done, state.weights.slice());
-    if (due.checkpoint) this.checkpoints.submit(done, { state, cursor: batch.cursor, published: this.published });
+    if (due.checkpoint) this.checkpoints.submit(done, { state, cursor: batch.cursor, published: this.published, outer: this.outer });
+  }
+
+  /**
+   * The outer step of exchange by averaging, after `done` updates: publish this group's weights, wait for every
+   * other group's of the same step (the barrier), and continue from the new anchor. False when the group was stopped
+   * while waiting (a group that died never publishes).
+   */
+  private async average(done: number): Promise<boolean> {
+    const { config, group: g, exchange } = this.o;
+    const own = (await this.model.state(false)).weights;
+    await exchange.publish(g, done, own);
+    const arrived = Promise.all(
+      [...Array(config.groups).keys()].map((j) =>
+        j === g ? own : firstValueFrom(exchange.published$(j).pipe(filter((p) => p.step === done), map((p) => p.weights))),
+      ),
+    );
+    arrived.catch(() => undefined);
+    // A stop at a later step (every group stops at the same one) waits here with the others; a stop for now (a group
+    // failed, and may never come) gives up.
+    let all: Float32Array[] | typeof STOPPED = STOPPED;
+    while (all === STOPPED) {
+      if (this.stopAt < done) return false;
+      const next: Promise<typeof STOPPED> = new Promise((resolve) => this.stopWaiters.push(() => resolve(STOPPED)));
+      all = await Promise.race([arrived, next]);
+    }
+    this.outer = outerStep(this.outer!, all, config.distill.outerLr, config.distill.outerMomentum);
+    await this.model.setState({ weights: this.outer.anchor.slice(), optimizer: [] });
+    this.o.emit({ type: 'exchange', group: g, step: done, time: Date.now() });
+    return true;
   }
 }

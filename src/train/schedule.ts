@@ -6,6 +6,7 @@
  *   distillWeight     alpha at step s: 0 during burn-in, then (optionally ramped) distill.alpha
  *   distilledPositions  which positions of a batch carry the distillation term at step s
  *   exchangeDue       whether a group publishes a snapshot after s updates
+ *   averageDue        whether the groups take an outer step (exchange by averaging) after s updates
  *   syncSnapshotStep  which snapshot of another group a teacher uses at step s in sync mode
  *   periodicDue       whether an every-N-steps job (evaluation, checkpoint) runs after s updates
  */
@@ -74,6 +75,11 @@ export function syncSnapshotStep(step: number, exchangeEvery: number, burnIn = 0
 /** Whether a group publishes a snapshot after finishing `done` updates. */
 export function exchangeDue(done: number, exchangeEvery: number, burnIn = 0): boolean {
   return (exchangeEvery > 0 && done % exchangeEvery === 0) || (burnIn > 0 && done === burnIn);
+}
+
+/** Exchange by averaging: every `exchangeEvery` steps (0 = never), when there are groups to average. */
+export function averageDue(done: number, groups: number, exchangeEvery: number): boolean {
+  return groups > 1 && exchangeEvery > 0 && done % exchangeEvery === 0;
 }
 
 /** Evaluations and checkpoints come every `every` steps (0: never) and always after the last step. */
