@@ -114,6 +114,14 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
     }
     setLearningRate(r.optimizer, req.lr);
     r.optimizer.applyGradients(clipped);
+    // A finite gradient times a huge rate can still overflow the weights. Undoing that would need a copy of the
+    // weights and optimizer state every step, so in every guard mode the step fails here, before anything of it
+    // is checkpointed: the newest checkpoint stays finite. (The sum of a tensor is finite iff all its elements are,
+    // short of a sum that itself overflows, which only weights already near float32's range can reach.)
+    const total = tf.addN(vars.map((v) => tf.sum(v))).dataSync()[0];
+    if (!Number.isFinite(total)) {
+      throw new RequestError(`the update of step ${req.step} made the weights non-finite (gradient norm ${norm}, learning rate ${req.lr}): lower optim.lr or set optim.clipNorm`);
+    }
     return norm;
   });
   const t3 = performance.now();

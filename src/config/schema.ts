@@ -80,7 +80,7 @@ export const storeSchema = z.strictObject({
 
 export const guardSchema = z.strictObject({
   nonFinite: z.enum(['fail', 'skip', 'rollback']).default('fail')
-    .describe('a step whose loss or reduced gradient is not finite never reaches the weights; then: fail (the run stops with an error), skip (the group leaves its weights and optimizer state as they were and goes on with the next batch) or rollback (the group starts again from its newest checkpoint, up to placement.restarts times)'),
+    .describe('a step whose loss or reduced gradient is not finite never reaches the weights; then: fail (the run stops with an error), skip (the group leaves its weights and optimizer state as they were and goes on with the next batch) or rollback (the group starts again from its newest checkpoint, up to placement.restarts times); an update that makes the weights themselves non-finite (a finite gradient times too large a rate) cannot be undone and fails the group in every mode'),
   maxSkips: int(1).default(10)
     .describe('skip: consecutive steps a group may skip; one more non-finite step in a row fails the group'),
   divergence: z.number().min(0).default(3)
