@@ -1,6 +1,7 @@
 /**
  * Teacher actor: forward passes of stale snapshots, off the students' threads.
- * One model object per loaded slot; all work inside tf.tidy; results leave as transferred typed arrays.
+ * One model object per loaded slot; all work inside tf.tidy. A distillation target is written into the shared buffer
+ * its request brings (src/train/teacher-target.ts); other results leave as transferred typed arrays.
  * Fault injection: the predict or evaluate request of a given step throws, or ends this worker.
  */
 import { parentPort } from 'node:worker_threads';
@@ -11,10 +12,10 @@ import { accuracy, auc } from '../src/train/measures.js';
 import { flatToWeights } from '../src/train/optim.js';
 import { enactFault, type WorkerFaultKind } from '../src/train/faults.js';
 import { RequestError, serveActor } from '../src/util/actor.js';
+import { averaged, teacherTarget } from '../src/train/teacher-target.js';
 import { rowView } from '../src/workloads/batch.js';
 import { loadWorkload } from '../src/workloads/registry.js';
 import type { Batch, MetricName, Model } from '../src/workloads/workload.js';
-import type { TeacherTarget } from '../src/protocol.js';
 import type { TeacherReply, TeacherRequest } from '../src/protocol.js';
 
 let spec: { config: Config; classes: number } | undefined;
@@ -31,31 +32,6 @@ function modelOf(slot: string): Model {
   const m = slots.get(slot);
   if (!m) throw new Error(`teacher has no snapshot loaded in slot "${slot}"`);
   return m;
-}
-
-/** Averaged probabilities (or logits) of the slots on a batch, [P, C]. Call inside tidy. */
-function averaged(models: Model[], batch: Batch, output: 'probs' | 'logits', at?: tf.Tensor1D): tf.Tensor2D {
-  const parts = models.map((m) => (output === 'probs' ? tf.softmax(m.logits(batch, at)) : m.logits(batch, at)));
-  return (parts.length === 1 ? parts[0] : tf.addN(parts).div(parts.length)) as tf.Tensor2D;
-}
-
-function predict(req: Extract<TeacherRequest, { type: 'predict' }>): { target: TeacherTarget; transfer: ArrayBufferLike[] } {
-  const models = req.slots.map(modelOf);
-  const at = () => (req.positions ? tf.tensor1d(req.positions, 'int32') : undefined);
-  if (req.topK > 0) {
-    const [values, indices] = tf.tidy(() => {
-      const top = tf.topk(averaged(models, req.batch, req.output, at()), req.topK);
-      return [top.values.div(top.values.sum(1, true)), top.indices];
-    });
-    const probs = values.dataSync() as Float32Array;
-    const idx = indices.dataSync() as Int32Array;
-    tf.dispose([values, indices]);
-    return { target: { kind: 'topk', k: req.topK, indices: idx, probs }, transfer: [idx.buffer, probs.buffer] };
-  }
-  const out = tf.tidy(() => averaged(models, req.batch, req.output, at()));
-  const values = out.dataSync() as Float32Array;
-  out.dispose();
-  return { target: { kind: 'dense', values }, transfer: [values.buffer] };
 }
 
 /** Runs `f` over consecutive row chunks of a batch (bounding memory) and sums what it returns. */
@@ -147,8 +123,8 @@ async function handle(req: TeacherRequest): Promise<{ reply: TeacherReply; trans
     case 'predict': {
       checkFault(req.step);
       const t0 = performance.now();
-      const { target, transfer } = predict(req);
-      return { reply: { type: 'predicted', id: req.id, target, ms: performance.now() - t0 }, transfer };
+      const target = teacherTarget(req.slots.map(modelOf), req.batch, req, req.into);
+      return { reply: { type: 'predicted', id: req.id, target, ms: performance.now() - t0 } };
     }
     case 'evaluate': {
       checkFault(req.step);

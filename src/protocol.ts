@@ -122,10 +122,21 @@ export type TeacherRequest =
   | { type: 'load'; id: number; slot: string; weights: Float32Array }
   | { type: 'drop'; id: number; slot: string }
   /**
-   * Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest. `step`:
-   * the training step the prediction is for (what an injected fault is keyed on).
+   * Average of the slots' probabilities (output 'probs') or logits ('logits'); topK > 0 keeps the k largest, written
+   * into `into` (the reply's target is made of views of it). `step`: the training step the prediction is for (what
+   * an injected fault is keyed on).
    */
-  | { type: 'predict'; id: number; slots: string[]; batch: Batch; output: 'probs' | 'logits'; topK: number; positions?: Int32Array; step?: number }
+  | {
+      type: 'predict';
+      id: number;
+      slots: string[];
+      batch: Batch;
+      output: 'probs' | 'logits';
+      topK: number;
+      positions?: Int32Array;
+      into: SharedArrayBuffer;
+      step?: number;
+    }
   /**
    * Cross-entropy (nats per position) of each slot and of the slots' ensemble (averaged probabilities), and the
    * named measures of each (accuracy; AUC of p(class 1) for a binary task). `step`: the evaluation's step.

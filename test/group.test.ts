@@ -62,3 +62,29 @@ t.test('a replica worker that dies is reported, not a hang', async (t) => {
   await group.killReplica(0);
   await t.rejects(group.step(stepInput(1, 8)), { name: 'RunError', message: /group 1 replica 0: (exited|crashed|closed)/ });
 });
+
+t.test('a teacher target in shared memory trains 2 replicas exactly as a copied one does, and is left as it was', async (t) => {
+  const rows = 8;
+  const positions = rows * T;
+  const dense = (buffer: ArrayBuffer | SharedArrayBuffer) => {
+    const values = new Float32Array(buffer, 0, positions * classes);
+    for (let i = 0; i < values.length; i++) values[i] = ((i * 7919) % 101) / (101 * 50);
+    return values;
+  };
+  const run = async (buffer: () => ArrayBuffer | SharedArrayBuffer) => {
+    const group = await Group.start(options(2));
+    try {
+      for (let s = 0; s < 3; s++) {
+        const values = dense(buffer());
+        await group.step({ ...stepInput(s, rows), alpha: 0.5, teacher: { kind: 'dense', values } });
+        if (values.buffer instanceof SharedArrayBuffer) t.same(values, dense(new ArrayBuffer(values.byteLength)), `step ${s}: the shared target is unchanged`);
+      }
+      return (await group.replicaWeights())[0];
+    } finally {
+      await group.close();
+    }
+  };
+  const shared = await run(() => new SharedArrayBuffer(positions * classes * 4));
+  const copied = await run(() => new ArrayBuffer(positions * classes * 4));
+  t.ok(Buffer.from(shared.buffer).equals(Buffer.from(copied.buffer)), 'the same weights, bit for bit');
+});

@@ -8,6 +8,7 @@ import { learningRate } from '../src/train/schedule.js';
 import { groupSeed } from '../src/train/group-trainer.js';
 import { train } from '../src/train/run.js';
 import { GroupTeacher, startTeacherActor } from '../src/train/teachers.js';
+import { TargetBuffers, targetBytes } from '../src/train/teacher-target.js';
 import { randomBatch } from './helpers/batches.js';
 import { finalWeights, sameBits, tinyConfig } from './helpers/run.js';
 
@@ -77,13 +78,32 @@ t.test('the teacher actor keeps its tensor count flat across predictions and eva
   await actor.request({ type: 'load', id: 0, slot: 'g0', weights: weights.slice() }, 'ok');
   await actor.request({ type: 'load', id: 0, slot: 'g1', weights: weights.slice() }, 'ok');
   const T = lmConfig(config).model.window;
+  const into = new SharedArrayBuffer(3 * 4 * 8);
   const use = async (seed: number) => {
     const b = randomBatch(seed, 6, T + 1, classes);
-    await actor.request({ type: 'predict', id: 0, slots: ['g0', 'g1'], batch: b, output: 'probs', topK: 4, positions: new Int32Array([1, 5, 9]) }, 'predicted');
+    await actor.request({ type: 'predict', id: 0, slots: ['g0', 'g1'], batch: b, output: 'probs', topK: 4, positions: new Int32Array([1, 5, 9]), into }, 'predicted');
     await actor.request({ type: 'evaluate', id: 0, slots: ['g0', 'g1'], batch: randomBatch(seed + 1, 6, T + 1, classes), chunkRows: 4 }, 'evaluated');
   };
   await use(1);
   const before = (await actor.request({ type: 'tensors', id: 0 }, 'tensors')).tensors;
   for (let s = 2; s < 8; s++) await use(s);
   t.equal((await actor.request({ type: 'tensors', id: 0 }, 'tensors')).tensors, before);
+});
+
+t.test("a group's target buffers are used again: one is taken big enough, and a new one made only when none is free", async (t) => {
+  const pool = new TargetBuffers(2);
+  const a = pool.take(100);
+  const b = pool.take(50);
+  t.not(a, b);
+  pool.give(a);
+  t.equal(pool.take(80), a, 'a free buffer that is big enough comes back');
+  pool.give(a);
+  const c = pool.take(200);
+  t.not(c, a, 'a bigger target gets a new buffer');
+  t.equal(c.byteLength, 200);
+  pool.give(b);
+  pool.give(c);
+  t.not(pool.take(150), c, 'the pool keeps only as many as it was told (c was dropped)');
+  t.equal(targetBytes(3, 10, 0), 120, 'dense: a float per class');
+  t.equal(targetBytes(3, 10, 4), 96, 'top-k: a float and an int per entry');
 });

@@ -250,14 +250,19 @@ function toRunError(err: unknown): RunError {
   return new RunError((err as Error).message ?? String(err), { cause: err });
 }
 
-/** Replica r's share of a teacher target: its rows' positions, renumbered from the replica's first row. */
+/**
+ * Replica r's share of a teacher target: its rows' positions, renumbered from the replica's first row. A target in
+ * shared memory is shared as views (every replica reads its own range); any other is copied, one buffer per replica.
+ */
 function sliceTeacher(t: TeacherTarget, r: number, k: number, positions: number, classes: number): TeacherTarget {
   if (k === 1) return t;
   // Every row has the same number of distilled positions, so a replica's entries are one contiguous range.
   const n = t.positions ? t.positions.length / k : positions;
   const part = t.positions ? { positions: t.positions.slice(r * n, (r + 1) * n).map((p) => p - r * positions) } : {};
-  if (t.kind === 'dense') return { kind: 'dense', values: t.values.slice(r * n * classes, (r + 1) * n * classes), ...part };
-  return { kind: 'topk', k: t.k, indices: t.indices.slice(r * n * t.k, (r + 1) * n * t.k), probs: t.probs.slice(r * n * t.k, (r + 1) * n * t.k), ...part };
+  const range = <A extends Float32Array | Int32Array>(a: A, width: number): A =>
+    (a.buffer instanceof SharedArrayBuffer ? a.subarray(r * n * width, (r + 1) * n * width) : a.slice(r * n * width, (r + 1) * n * width)) as A;
+  if (t.kind === 'dense') return { kind: 'dense', values: range(t.values, classes), ...part };
+  return { kind: 'topk', k: t.k, indices: range(t.indices, t.k), probs: range(t.probs, t.k), ...part };
 }
 
 function teacherBuffers(t: TeacherTarget): ArrayBufferLike[] {

@@ -198,6 +198,7 @@ export class GroupTrainer {
 
       const continues = batch.continues && s > this.from;
       const r = await this.model.step({ step: s, lr, alpha, batch, continues, positionsPerRow, classes, teacher: target?.target });
+      target?.release();
 
       done = s + 1;
       last = batch;

@@ -14,6 +14,7 @@
 import { workloadOf } from '../config/load.js';
 import { RunError } from '../group/group.js';
 import type { Config } from '../config/schema.js';
+import { targetBytes } from './teacher-target.js';
 import { batchBuffers } from '../workloads/batch.js';
 import type { Predictor, WorkloadData } from '../workloads/workload.js';
 import { loadRunModels } from './snapshots.js';
@@ -115,7 +116,8 @@ export async function openPredictor({ config, runDir, step = 'newest', groups }:
       const k = checkTopK(topK);
       const { batch, positions } = encode(predictor, input);
       const transfer = [...batchBuffers(batch), ...(positions ? [positions.buffer as ArrayBuffer] : [])];
-      const reply = await client.request({ type: 'predict', id: 0, slots, batch, output: 'probs', topK: 0, positions }, 'predicted', transfer);
+      const into = new SharedArrayBuffer(targetBytes(positions?.length ?? batch.rows * data.positionsPerRow, data.classes, 0));
+      const reply = await client.request({ type: 'predict', id: 0, slots, batch, output: 'probs', topK: 0, positions, into }, 'predicted', transfer);
       if (reply.target.kind !== 'dense') throw new Error(`the teacher answered a ${reply.target.kind} target, not dense probabilities`);
       return predictor.decode(reply.target.values, data.classes, { topK: k });
     },

@@ -21,6 +21,7 @@ import { batchBuffers, rowCopy } from '../workloads/batch.js';
 import type { Batch } from '../workloads/workload.js';
 import { teacherSnapshot } from '../../streams/teacher-snapshot.js';
 import { distilledPositions } from './schedule.js';
+import { TargetBuffers, targetBytes } from './teacher-target.js';
 
 export type TeacherClient = ActorClient<TeacherRequest, TeacherReply>;
 
@@ -37,21 +38,26 @@ export async function startTeacherActor(name: string, config: Config, classes: n
 }
 
 export interface TeacherResult {
+  /** Views of a buffer of the group's pool: valid until `release`. */
   target: TeacherTarget;
   /** The snapshot step of each teacher model used. */
   snapshotSteps: number[];
+  /** Returns the target's buffer to the pool, once the step that read it is done. */
+  release(): void;
 }
 
 export class GroupTeacher {
   /** loaded.get(j): the snapshot step of group j's model inside the actor. */
   private readonly loaded = new Map<number, number>();
   private readonly others: number[];
+  private readonly buffers = new TargetBuffers();
 
   private constructor(
     private readonly group: number,
     private readonly config: Config,
     private readonly actor: TeacherClient,
     private readonly exchange: Exchange,
+    private readonly classes: number,
     private readonly positionsPerRow: number,
   ) {
     this.others = [...Array(config.groups).keys()].filter((j) => j !== group);
@@ -60,7 +66,7 @@ export class GroupTeacher {
   /** `positionsPerRow`: positions a batch row predicts (the workload data's), for the distilled share of them. */
   static async start(group: number, config: Config, classes: number, positionsPerRow: number, exchange: Exchange): Promise<GroupTeacher> {
     const actor = await startTeacherActor(`teacher of group ${group}`, config, classes);
-    return new GroupTeacher(group, config, actor, exchange, positionsPerRow);
+    return new GroupTeacher(group, config, actor, exchange, classes, positionsPerRow);
   }
 
   /** The averaged prediction of the other groups' snapshots for this group's batch at `step`. */
@@ -81,6 +87,7 @@ export class GroupTeacher {
         this.actor.request({ type: 'load', id: 0, slot: `g${s.group}`, weights }, 'ok', [weights.buffer]).catch(() => undefined);
       }
     }
+    const into = this.buffers.take(targetBytes(positions?.length ?? batch.rows * this.positionsPerRow, this.classes, topK));
     const reply = await this.actor.request(
       {
         type: 'predict',
@@ -90,12 +97,13 @@ export class GroupTeacher {
         output: loss === 'ce' ? 'probs' : 'logits',
         topK,
         positions,
+        into,
         step,
       },
       'predicted',
       batchBuffers(copy),
     );
-    return { target: { ...reply.target, positions }, snapshotSteps: snapshots.map((s) => s.step) };
+    return { target: { ...reply.target, positions }, snapshotSteps: snapshots.map((s) => s.step), release: () => this.buffers.give(into) };
   }
 
   /**
