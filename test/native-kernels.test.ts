@@ -14,6 +14,8 @@ import { lstmRecurrence } from '../src/workloads/lm/lstm-recurrence.js';
 import { LstmLanguageModel } from '../src/workloads/lm/lstm.js';
 import { affine } from '../src/tf/affine.js';
 import { codistillLoss } from '../src/train/loss.js';
+import { createOptimizer, loadOptimizerState, optimizerState } from '../src/train/optim.js';
+import { DEFAULTS } from '../src/config/schema.js';
 import { Random } from '../src/util/random.js';
 import { randomBatch } from './helpers/batches.js';
 import { lossAndGrads, tinyModel } from './helpers/lm-train.js';
@@ -195,6 +197,50 @@ if (!status.available) {
       return out;
     });
     close(t, stock, native, 1e-4, 'loss and gradients');
+  });
+
+  t.test("the native Adam's steps equal tfjs's Adam on the wasm kernels, its state round-trips, and no tensor is left", async (t) => {
+    const shapes = [[37, 5], [300], [1]];
+    const start = shapes.map((shape) => Array.from(random(shape).dataSync()));
+    const gradients = [0, 1, 2].map(() => shapes.map((shape) => Array.from(random(shape).dataSync())));
+    const train = (opt: tf.Optimizer) => {
+      const vars = shapes.map((shape, i) => tf.variable(tf.tensor(start[i], shape), true, `adam-test-${opt.constructor.name}-${i}`));
+      const before = tf.memory().numTensors;
+      for (const g of gradients) {
+        tf.tidy(() => opt.applyGradients(Object.fromEntries(vars.map((v, i) => [v.name, tf.tensor(g[i], shapes[i])]))));
+      }
+      const grew = tf.memory().numTensors - before;
+      const out = vars.map((v) => Array.from(v.dataSync()));
+      tf.dispose(vars);
+      return { out, grew };
+    };
+    const { stock, native } = await both(() => train(createOptimizer({ ...DEFAULTS.optim, lr: 0.01 })));
+    await initBackend('wasm', { kernels: 'native' });
+    t.equal(createOptimizer(DEFAULTS.optim).constructor.name, 'NativeAdam', 'a replica on the native kernels takes it');
+    await initBackend('wasm', { kernels: 'wasm' });
+    close(t, stock.out, native.out, 1e-6, 'weights after 3 Adam steps');
+    t.equal(native.grew, 6, 'only its two moments per variable stay (as with tfjs Adam)');
+    t.equal(stock.grew, native.grew);
+
+    // Saved after one step and loaded into a fresh one, it continues as if never stopped.
+    await initBackend('wasm', { kernels: 'native' });
+    const v = tf.variable(tf.tensor(start[1]), true, 'adam-resume');
+    const grad = (k: number) => ({ 'adam-resume': tf.tensor(gradients[k][1]) });
+    const a = createOptimizer(DEFAULTS.optim);
+    tf.tidy(() => a.applyGradients(grad(0)));
+    const saved = await optimizerState(a);
+    const b = createOptimizer(DEFAULTS.optim);
+    await loadOptimizerState(b, saved);
+    const w1 = v.clone();
+    tf.tidy(() => a.applyGradients(grad(1)));
+    const wa = Array.from(v.dataSync());
+    v.assign(w1);
+    tf.tidy(() => b.applyGradients(grad(1)));
+    t.same(Array.from(v.dataSync()), wa, 'a restored NativeAdam takes the same step, bit for bit');
+    tf.dispose([v, w1]);
+    a.dispose();
+    b.dispose();
+    await initBackend('wasm', { kernels: 'wasm' });
   });
 
   t.test('the native kernels leave no tensor behind and give the same bits twice', async (t) => {

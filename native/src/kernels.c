@@ -404,6 +404,50 @@ static napi_value cross_entropy_grad(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * One Adam update of one variable, in one pass over its n values, in tfjs's order of operations (float32 throughout):
+ *   m' = m b1 + g (1 - b1),  v' = v b2 + g^2 (1 - b2),  w' = (m' / c1) / (sqrt(v' / c2) + eps) * -lr + w
+ * with c1 = 1 - b1^t and c2 = 1 - b2^t (tfjs's accumulated powers, subtracted from 1 in float32 here as there), and
+ * 1 - b1, 1 - b2 and -lr computed in double and rounded once, as tfjs does in JavaScript.
+ */
+CLONES static void adam_update(const float *restrict w, const float *restrict m, const float *restrict v, const float *restrict g,
+                               float *restrict w_out, float *restrict m_out, float *restrict v_out, size_t n, float step, float b1,
+                               float a1, float b2, float a2, float eps, float c1, float c2) {
+  for (size_t i = 0; i < n; i++) {
+    const float mi = m[i] * b1 + g[i] * a1;
+    const float vi = v[i] * b2 + (g[i] * g[i]) * a2;
+    m_out[i] = mi;
+    v_out[i] = vi;
+    w_out[i] = (mi / c1) / (sqrtf(vi / c2) + eps) * step + w[i];
+  }
+}
+
+/* adam(w, m, v, g, accBeta1 [1], accBeta2 [1], wOut, mOut, vOut, lr, beta1, beta2, epsilon) */
+static napi_value adam(napi_env env, napi_callback_info info) {
+  napi_value argv[13];
+  if (!args(env, info, 13, argv, "adam")) return NULL;
+  float *w, *m, *v, *g, *acc1, *acc2, *wo, *mo, *vo;
+  size_t nw, nm, nv, ng, n1, n2, nwo, nmo, nvo;
+  F32(0, w, nw, "w");
+  F32(1, m, nm, "m");
+  F32(2, v, nv, "v");
+  F32(3, g, ng, "g");
+  F32(4, acc1, n1, "accBeta1");
+  F32(5, acc2, n2, "accBeta2");
+  F32(6, wo, nwo, "wOut");
+  F32(7, mo, nmo, "mOut");
+  F32(8, vo, nvo, "vOut");
+  SIZES_AGREE(nm == nw && nv == nw && ng == nw && nwo == nw && nmo == nw && nvo == nw && n1 == 1 && n2 == 1, "adam");
+  double lr = 0, b1 = 0, b2 = 0, eps = 0;
+  napi_get_value_double(env, argv[9], &lr);
+  napi_get_value_double(env, argv[10], &b1);
+  napi_get_value_double(env, argv[11], &b2);
+  napi_get_value_double(env, argv[12], &eps);
+  adam_update(w, m, v, g, wo, mo, vo, nw, (float)-lr, (float)b1, (float)(1.0 - b1), (float)b2, (float)(1.0 - b2), (float)eps,
+              1.0f - acc1[0], 1.0f - acc2[0]);
+  return NULL;
+}
+
 static napi_value set_threads(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -440,6 +484,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"lstmBackward", NULL, lstm_backward, NULL, NULL, NULL, napi_default, NULL},
       {"softmaxRows", NULL, softmax_rows, NULL, NULL, NULL, napi_default, NULL},
       {"crossEntropyGrad", NULL, cross_entropy_grad, NULL, NULL, NULL, napi_default, NULL},
+      {"adam", NULL, adam, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, set_threads, NULL, NULL, NULL, napi_default, NULL},
       {"describe", NULL, describe, NULL, NULL, NULL, napi_default, NULL},
   };

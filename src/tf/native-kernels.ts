@@ -8,7 +8,9 @@
  *   backend falls to 0.5-1.8 GFLOP/s on them, so the wasm path materialises transposes instead) and any batch
  *   broadcasting;
  * - the fused cross-entropy of src/train/loss.ts takes its softmax, log-sum-exp and per-row dot products from one
- *   native pass over the logits (`softmaxRows`) instead of several wasm passes.
+ *   native pass over the logits (`softmaxRows`) instead of several wasm passes;
+ * - Adam's update of a variable and its two moments is one pass (`NativeAdam`, src/tf/native-adam.ts) instead of
+ *   eleven wasm kernels.
  *
  * Everything else stays on the wasm kernels. A run is deterministic for a given kernel set and BLAS thread count:
  * OpenBLAS splits a product over threads by output blocks, each summed in a fixed order.
@@ -34,6 +36,10 @@ export interface NativeAddon {
   ): void;
   softmaxRows(logits: Float32Array, labels: Int32Array, probs: Float32Array, stats: Float32Array): void;
   crossEntropyGrad(probs: Float32Array, labels: Int32Array, teacher: Float32Array, weight: Float32Array, smoothing: number, scale: number, out: Float32Array): void;
+  adam(
+    w: Float32Array, m: Float32Array, v: Float32Array, g: Float32Array, accBeta1: Float32Array, accBeta2: Float32Array,
+    wOut: Float32Array, mOut: Float32Array, vOut: Float32Array, lr: number, beta1: number, beta2: number, epsilon: number,
+  ): void;
   setThreads(threads: number): void;
   describe(): string;
 }
@@ -168,6 +174,13 @@ const fusedKernels = (addon: NativeAddon): Record<string, HeapKernel> => ({
     );
     return out;
   },
+  CodistillAdam: ({ w, m, v, g, accBeta1, accBeta2 }, attrs, heap) =>
+    withOutputs(heap, [w.shape, w.shape, w.shape], (view, [wOut, mOut, vOut]) =>
+      addon.adam(
+        view(w), view(m), view(v), view(g), view(accBeta1), view(accBeta2), view(wOut), view(mOut), view(vOut),
+        attrs.lr as number, attrs.beta1 as number, attrs.beta2 as number, attrs.epsilon as number,
+      ),
+    ),
 });
 
 function run(name: string, inputs: Record<string, tf.Tensor | undefined>, attrs: Record<string, unknown> = {}): tf.Tensor[] {
@@ -229,6 +242,15 @@ export function nativeCrossEntropyGrad(
 ): tf.Tensor2D {
   const l = labels.dtype === 'int32' ? labels : tf.cast(labels, 'int32');
   return run('CodistillCrossEntropyGrad', { probs, labels: l, weight: tf.reshape(weight, [-1]), teacher }, { smoothing, scale })[0] as tf.Tensor2D;
+}
+
+/** Adam's new [weights, first moment, second moment] of one variable (tfjs's order of operations, one pass). */
+export function nativeAdamUpdate(
+  w: tf.Tensor, m: tf.Tensor, v: tf.Tensor, g: tf.Tensor, accBeta1: tf.Tensor, accBeta2: tf.Tensor,
+  o: { lr: number; beta1: number; beta2: number; epsilon: number },
+): [tf.Tensor, tf.Tensor, tf.Tensor] {
+  const [wOut, mOut, vOut] = run('CodistillAdam', { w, m, v, g, accBeta1, accBeta2 }, o);
+  return [wOut, mOut, vOut];
 }
 
 export interface NativeKernelsOptions {

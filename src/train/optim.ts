@@ -7,6 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { OptimConfig } from '../config/schema.js';
+import { NativeAdam } from '../tf/native-adam.js';
+import { activeNativeKernels } from '../tf/native-kernels.js';
 
 export { flatLength, flatToGrads, flatToWeights, gradsToFlat, weightsToFlat } from './flat.js';
 
@@ -22,7 +24,9 @@ export type OptimizerState = NamedArray[];
 export function createOptimizer(optim: OptimConfig): tf.Optimizer {
   switch (optim.optimizer) {
     case 'adam':
-      return tf.train.adam(optim.lr, optim.beta1, optim.beta2, optim.epsilon);
+      return activeNativeKernels()
+        ? new NativeAdam(optim.lr, optim.beta1, optim.beta2, optim.epsilon)
+        : tf.train.adam(optim.lr, optim.beta1, optim.beta2, optim.epsilon);
     case 'momentum':
       return tf.train.momentum(optim.lr, optim.momentum);
     case 'adagrad':
