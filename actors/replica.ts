@@ -11,11 +11,16 @@
  * every replica, is then NaN everywhere, so every replica sees a non-finite norm and leaves its weights and optimizer
  * state untouched, and the group agrees on skipping without a word more than the all-reduce. The peers waiting at
  * the barrier are never left waiting.
+ *
+ * With sgd.mode = async or delayed there is no all-reduce: the replica reads the weights of its update from the
+ * group's parameter server, computes its gradient on them, and applies it there as an update of its own, without
+ * waiting for its peers (src/group/parameter-server.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs';
 import { backendName, initBackend } from '../src/backend.js';
 import { GroupMemory } from '../src/group/memory.js';
+import { NonFiniteGradient, NonFiniteWeights, ParameterServer } from '../src/group/parameter-server.js';
 import { codistillLoss, type DistillKind } from '../src/train/loss.js';
 import {
   clipByGlobalNorm,
@@ -41,6 +46,13 @@ interface Replica {
   optimizer: tf.Optimizer;
   /** The group's gradient memory, from `attach`. */
   memory?: GroupMemory;
+  /** sgd.mode = async or delayed: the group's weights and optimizer state, from `attach`. */
+  server?: ParameterServer;
+  /**
+   * sgd.mode = async: the version of the weights read into the model right after this replica's last update (and
+   * the server's epoch then), which its next gradient is computed on.
+   */
+  read?: { version: number; epoch: number };
   clipNorm: number;
   distillKind: DistillKind;
   labelSmoothing: number;
@@ -54,12 +66,10 @@ let self: Replica | undefined;
 
 type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
 
-function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'stepped' }> {
+/** This replica's loss parts and its gradient, flattened into `slot`. Everything tfjs allocates is released. */
+function gradient(r: Replica, req: StepRequest, slot: Float32Array): { loss: number; taskValue: number; distillValue: number } {
   const fault = r.faults.get(req.step);
   if (fault === 'throw' || fault === 'exit') enactFault(fault, `injected fault at step ${req.step}`);
-  const memory = r.memory;
-  if (!memory) throw new Error('replica stepped before its group memory was attached');
-  const t0 = performance.now();
   const batch = req.batch;
   if (!req.continues) r.model.resetState?.();
   const vars = r.model.variables;
@@ -80,7 +90,6 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
       return loss.total;
     }, vars as tf.Variable[]),
   );
-  const slot = memory.slot(r.replica);
   gradsToFlat(grads, vars, slot);
   let loss = value.dataSync()[0];
   let taskValue = task!.dataSync()[0];
@@ -92,14 +101,22 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
     taskValue = NaN;
     slot.fill(NaN);
   }
-  const lossFinite = Number.isFinite(loss);
-  if (!lossFinite) {
+  if (!Number.isFinite(loss)) {
     const message = `loss is ${loss} at step ${req.step} (task ${taskValue}, distillation ${distillValue}): lower optim.lr or set optim.clipNorm`;
     // Not the actor's fault: the same step fails the same way on a fresh replica.
     if (r.nonFinite === 'fail') throw new RequestError(message);
-    // Skipping: a NaN in every element makes the reduced mean NaN on every replica, whatever the peers sent.
+    // Skipping: a NaN in every element makes the reduced mean NaN on every replica, whatever the peers sent (and
+    // makes the parameter server skip the update).
     slot.fill(NaN);
   }
+  return { loss, taskValue, distillValue };
+}
+
+/** sgd.mode = sync: the group's gradients averaged in shared memory, and the same update applied by every replica. */
+function syncStep(r: Replica, memory: GroupMemory, req: StepRequest): StepReply {
+  const t0 = performance.now();
+  const { loss, taskValue, distillValue } = gradient(r, req, memory.slot(r.replica));
+  const vars = r.model.variables;
   const t1 = performance.now();
   const mean = memory.allReduce(r.replica);
   const t2 = performance.now();
@@ -109,7 +126,7 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
     // Never apply a non-finite update: the weights (and so the checkpoints) stay usable.
     if (!Number.isFinite(norm)) {
       if (r.nonFinite === 'fail') throw new RequestError(`gradient norm is ${norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
-      skipped = lossFinite ? { what: 'gradient', value: norm } : { what: 'loss', value: loss };
+      skipped = Number.isFinite(loss) ? { what: 'gradient', value: norm } : { what: 'loss', value: loss };
       return norm;
     }
     setLearningRate(r.optimizer, req.lr);
@@ -139,6 +156,51 @@ function step(r: Replica, req: StepRequest): Extract<ReplicaReply, { type: 'step
   };
 }
 
+/**
+ * sgd.mode = async or delayed: read the weights this update computes on from the group's parameter server, compute
+ * this replica's gradient, and apply it there as an update of its own (src/group/parameter-server.ts).
+ */
+function serverStep(r: Replica, server: ParameterServer, slot: Float32Array, req: StepRequest): StepReply {
+  const t0 = performance.now();
+  const vars = r.model.variables;
+  const fresh = () => server.read((weights) => flatToWeights(weights, vars), req.update);
+  // Async: the weights read after the last update, unless the server was loaded since (a resume, an outer step).
+  const readVersion = server.mode === 'async' && r.read?.epoch === server.epoch ? r.read.version : fresh();
+  const t1 = performance.now();
+  const { loss, taskValue, distillValue } = gradient(r, req, slot);
+  const t2 = performance.now();
+  let applied;
+  try {
+    applied = server.apply(slot, { lr: req.lr, clipNorm: r.clipNorm, readVersion, update: req.update, nonFinite: r.nonFinite === 'fail' ? 'fail' : 'skip' });
+  } catch (err) {
+    if (err instanceof NonFiniteGradient) throw new RequestError(`gradient norm is ${err.norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
+    if (err instanceof NonFiniteWeights) throw new RequestError(`the update of step ${req.step} made the weights non-finite (learning rate ${req.lr}): lower optim.lr or set optim.clipNorm`);
+    throw err;
+  }
+  if (server.mode === 'async') r.read = { version: server.read((weights) => flatToWeights(weights, vars)), epoch: server.epoch };
+  const t3 = performance.now();
+  const skipped: StepReply['skipped'] = applied.skipped ? (Number.isFinite(loss) ? { what: 'gradient', value: applied.norm } : { what: 'loss', value: loss }) : undefined;
+  return {
+    ...(skipped ? { skipped } : {}),
+    type: 'stepped',
+    id: req.id,
+    step: req.step,
+    loss,
+    taskLoss: taskValue,
+    distillLoss: distillValue,
+    gradNorm: applied.norm,
+    computeMs: t2 - t1,
+    reduceMs: t1 - t0 + (t3 - t2),
+    gradientStaleness: applied.staleness,
+  };
+}
+
+function step(r: Replica, req: StepRequest): StepReply {
+  const memory = r.memory;
+  if (!memory) throw new Error('replica stepped before its group memory was attached');
+  return r.server ? serverStep(r, r.server, memory.slot(r.replica), req) : syncStep(r, memory, req);
+}
+
 async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; transfer?: ArrayBufferLike[] }> {
   switch (req.type) {
     case 'init': {
@@ -159,9 +221,12 @@ async function handle(req: ReplicaRequest): Promise<{ reply: ReplicaReply; trans
       const parameters = flatLength(model.variables);
       return { reply: { type: 'ready', id: req.id, parameters, backend: backendName(info), tensors: tf.memory().numTensors } };
     }
-    case 'attach':
-      need().memory = new GroupMemory(req.memory);
+    case 'attach': {
+      const r = need();
+      r.memory = new GroupMemory(req.memory);
+      if (req.server) r.server = new ParameterServer(req.server);
       return { reply: { type: 'ok', id: req.id } };
+    }
     case 'step':
       return { reply: step(need(), req) };
     case 'getState': {
@@ -194,4 +259,7 @@ function need(): Replica {
 }
 
 // A failing replica wakes its peers at the barrier so the whole group reports the error instead of hanging.
-serveActor<ReplicaRequest>(parentPort!, handle, () => self?.memory?.abort(self.replica));
+serveActor<ReplicaRequest>(parentPort!, handle, () => {
+  self?.memory?.abort(self.replica);
+  self?.server?.abort(self.replica);
+});

@@ -9,6 +9,7 @@
 import type { MessagePort } from 'node:worker_threads';
 import type { Config } from './config/schema.js';
 import type { GroupMemoryInit } from './group/memory.js';
+import type { ParameterServerInit } from './group/parameter-server.js';
 import type { OptimizerState } from './train/optim.js';
 import type { Batch, MetricName } from './workloads/workload.js';
 import type { Split, TokenDtype } from './workloads/lm/corpus/store.js';
@@ -60,7 +61,8 @@ export type ReplicaRequest =
   /** Builds the model; the reply says how many parameters it has, so that the group can size its memory. */
   | ({ type: 'init'; id: number; replica: number } & ReplicaSpec)
   /** The group's shared gradient memory, sized from `ready.parameters`: the replica can step once it has it. */
-  | { type: 'attach'; id: number; memory: GroupMemoryInit }
+  /** The group's shared memory; with sgd.mode = async or delayed, also its parameter server. */
+  | { type: 'attach'; id: number; memory: GroupMemoryInit; server?: ParameterServerInit }
   | {
       type: 'step';
       id: number;
@@ -72,6 +74,8 @@ export type ReplicaRequest =
       /** Whether each row continues the same row of the previous batch (a model that carries state keeps it then). */
       continues: boolean;
       teacher?: TeacherTarget;
+      /** sgd.mode = delayed: the number of this replica's update in the run (step * replicas + replica + 1). */
+      update?: number;
     }
   | { type: 'getState'; id: number; optimizer: boolean }
   | { type: 'setState'; id: number; state: ModelState }
@@ -99,6 +103,8 @@ export interface StepReply {
    * they were before the step, bit for bit.
    */
   skipped?: { what: 'loss' | 'gradient'; value: number };
+  /** sgd.mode = async or delayed: updates applied between the weights this gradient was computed on and it. */
+  gradientStaleness?: number;
 }
 
 export type ReplicaReply =

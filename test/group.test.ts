@@ -37,13 +37,15 @@ t.test('K replicas at batch b make the same update as one replica at batch K*b',
   t.ok(worst < 1e-4, `largest weight difference ${worst}`);
 });
 
-t.test('the tensor count stays flat across steps', async (t) => {
-  const group = await Group.start(options(2));
-  t.teardown(() => group.close());
-  await group.step(stepInput(0, 8));
-  const before = await group.tensors();
-  for (let s = 1; s < 15; s++) await group.step(stepInput(s, 8));
-  t.same(await group.tensors(), before);
+t.test('the tensor count stays flat across steps, in sync, async and delayed mode', async (t) => {
+  for (const mode of ['sync', 'async', 'delayed'] as const) {
+    const group = await Group.start({ ...options(2), config: { ...config, sgd: { mode, staleness: null } } });
+    await group.step(stepInput(0, 8));
+    const before = await group.tensors();
+    for (let s = 1; s < 15; s++) await group.step(stepInput(s, 8));
+    t.same(await group.tensors(), before, mode);
+    await group.close();
+  }
 });
 
 t.test('a replica that throws is a run error naming its group and replica, not a hang', async (t) => {

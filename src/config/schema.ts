@@ -29,8 +29,8 @@ export const optimSchema = z.strictObject({
 export const sgdSchema = z.strictObject({
   mode: z.enum(['sync', 'async', 'delayed']).default('sync')
     .describe('how a group\'s replicas combine their gradients: sync (an all-reduce, one averaged update per step), async (parameter-server style, no barrier: each replica\'s gradient is its own update, computed on the weights it last read, applied as it arrives) or delayed (each replica\'s gradient is its own update, computed on the weights of exactly sgd.staleness updates before: async SGD made deterministic)'),
-  staleness: int(0).default(0)
-    .describe('delayed: the updates between the weights a gradient is computed on and the update that applies it (tau); 0 = replicas - 1, what K equally fast asynchronous workers see'),
+  staleness: int(0).nullable().default(null)
+    .describe('delayed: the updates between the weights a gradient is computed on and the update that applies it (tau); null = replicas - 1, what K equally fast asynchronous workers see'),
 });
 
 export const distillSchema = z.strictObject({

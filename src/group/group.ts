@@ -1,8 +1,10 @@
 /**
- * A synchronous-SGD group: K replica actors that train one model together (the inner loop of codistillation).
+ * An SGD group: K replica actors that train one model together (the inner loop of codistillation).
  *
- * The group batch is split into K equal row slices, one per replica; the replicas average their gradients through
- * the group's shared memory and apply the same update. The supervisor sees one model: step, read state, load state.
+ * The group batch is split into K equal row slices, one per replica. In sync mode (sgd.mode, the default) the
+ * replicas average their gradients through the group's shared memory and apply the same update; in async and
+ * delayed mode each replica's gradient is an update of its own, applied to the group's parameter server without a
+ * barrier (parameter-server.ts). The supervisor sees one model: step, read state, load state.
  *
  * A step whose loss or reduced gradient is not finite never reaches the weights; `guard.nonFinite` says what then:
  * fail (Group.step rejects with the replica's error), skip (the step's result says `skipped`, and more than
@@ -20,6 +22,7 @@ import { actorFile } from '../util/paths.js';
 import type { ModelState, ReplicaReply, ReplicaRequest, ReplicaSpec, StepReply, TeacherTarget } from '../protocol.js';
 import type { FaultKind } from '../train/faults.js';
 import { createGroupMemory, GroupMemory } from './memory.js';
+import { createParameterServer, ParameterServer } from './parameter-server.js';
 
 export class RunError extends Error {
   override name = 'RunError';
@@ -86,6 +89,8 @@ export class Group {
     /** The tfjs backend the replicas run on. */
     readonly backend: string,
     private readonly guard: Pick<GuardConfig, 'nonFinite' | 'maxSkips'>,
+    /** sgd.mode = async or delayed: the group's weights and optimizer state, which the replicas update. */
+    private readonly server?: ParameterServer,
   ) {}
 
   static async start(opts: GroupOptions): Promise<Group> {
@@ -98,21 +103,35 @@ export class Group {
     try {
       const { replicas: _count, ...spec } = opts;
       const ready = await Promise.all(all.map((c, replica) => c.request({ type: 'init', id: 0, replica, ...spec }, 'ready')));
-      const memoryInit = createGroupMemory(opts.replicas, ready[0].parameters);
-      await Promise.all(all.map((c) => c.request({ type: 'attach', id: 0, memory: memoryInit }, 'ok')));
+      const parameters = ready[0].parameters;
+      const memoryInit = createGroupMemory(opts.replicas, parameters);
+      const sgd = opts.config.sgd ?? { mode: 'sync', staleness: null };
+      const serverInit = sgd.mode === 'sync' ? undefined : createParameterServer(sgd.mode, opts.replicas, parameters, sgd.staleness, opts.config.optim);
+      await Promise.all(all.map((c) => c.request({ type: 'attach', id: 0, memory: memoryInit, server: serverInit }, 'ok')));
       const memory = new GroupMemory(memoryInit);
-      // A dead replica must not leave its peers waiting at the barrier.
-      for (const c of all) c.onFailure = () => memory.abort(-1);
+      const server = serverInit && new ParameterServer(serverInit);
+      // The server starts from the replicas' initial model (every replica built the same one, from the same seed).
+      if (server) server.setState((await all[0].request({ type: 'getState', id: 0, optimizer: false }, 'state')).state.weights, []);
+      // A dead replica must not leave its peers waiting at the barrier, or for a version of the weights.
+      for (const c of all) {
+        c.onFailure = () => {
+          memory.abort(-1);
+          server?.abort(-1);
+        };
+      }
       // A config resolved by loadConfig always has the section; one built by hand may not.
       const guard = { ...DEFAULT_GUARD, ...opts.config.guard };
-      return new Group(opts.group, all, memory, ready[0].parameters, ready[0].backend, guard);
+      return new Group(opts.group, all, memory, parameters, ready[0].backend, guard, server);
     } catch (err) {
       await Promise.all(all.map((c) => c.close()));
       throw toRunError(err);
     }
   }
 
-  /** One synchronous step of the whole group. */
+  /**
+   * One step of the whole group: each replica gets its slice of the batch. Sync: one averaged update. Async or
+   * delayed: one update per replica, update step * K + r + 1 being replica r's.
+   */
   async step(input: GroupStepInput): Promise<GroupStepResult> {
     const k = this.replicas.length;
     const { batch } = input;
@@ -122,8 +141,9 @@ export class Group {
       const teacher = input.teacher && sliceTeacher(input.teacher, r, k, rows * input.positionsPerRow, input.classes);
       const transfer: ArrayBufferLike[] = batchBuffers(part);
       if (teacher) transfer.push(...teacherBuffers(teacher));
+      const update = this.server?.mode === 'delayed' ? input.step * k + r + 1 : undefined;
       return c.request(
-        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, batch: part, continues: input.continues ?? false, teacher },
+        { type: 'step', id: 0, step: input.step, lr: input.lr, alpha: input.alpha, batch: part, continues: input.continues ?? false, teacher, update },
         'stepped',
         unique(transfer),
       );
@@ -137,6 +157,7 @@ export class Group {
       gradNorm: replies[0].gradNorm,
       computeMs: Math.max(...replies.map((s) => s.computeMs)),
       reduceMs: Math.max(...replies.map((s) => s.reduceMs)),
+      ...(this.server ? { gradientStaleness: mean((s) => s.gradientStaleness ?? 0), gradNorm: mean((s) => s.gradNorm) } : {}),
     };
     const skipped = this.agreedSkip(input.step, replies);
     if (!skipped) {
@@ -171,8 +192,12 @@ export class Group {
     return skipping.find((s) => s.skipped!.what === 'loss')?.skipped ?? skipping[0].skipped;
   }
 
-  /** Weights (and optionally optimizer state) of the group's model, from replica 0 (all replicas are identical). */
+  /**
+   * Weights (and optionally optimizer state) of the group's model: from replica 0 (all replicas are identical), or
+   * the parameter server's (async, delayed; read between steps).
+   */
   async state(optimizer: boolean): Promise<ModelState> {
+    if (this.server) return this.server.state(optimizer);
     const reply = await this.call(0, (c) => c.request({ type: 'getState', id: 0, optimizer }, 'state'));
     return reply.state;
   }
@@ -183,7 +208,12 @@ export class Group {
     return replies.map((r) => r.state.weights);
   }
 
+  /**
+   * Loads weights and optimizer state into every replica (or the parameter server). Weights without optimizer state
+   * keep the optimizer's (an outer step's new weights).
+   */
   async setState(state: ModelState): Promise<void> {
+    if (this.server) return this.server.setState(state.weights, state.optimizer);
     await this.all((c) =>
       c.request({ type: 'setState', id: 0, state: { weights: state.weights.slice(), optimizer: state.optimizer.map((o) => ({ ...o, data: o.data.slice() })) } }, 'ok'),
     );
@@ -213,6 +243,7 @@ export class Group {
 
   async close(): Promise<void> {
     this.memory.abort(-1);
+    this.server?.abort(-1);
     await Promise.all(this.replicas.map((c) => c.close()));
   }
 
@@ -230,6 +261,7 @@ export class Group {
       this.replicas.map((c, r) =>
         f(c, r).catch((err: unknown) => {
           this.memory.abort(r);
+          this.server?.abort(r);
           throw err;
         }),
       ),

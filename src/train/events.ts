@@ -34,9 +34,17 @@ export interface StepEvent {
   positions: number;
   /** Wall time of this step, including waiting for data and teachers (ms). */
   ms: number;
-  /** Of which tfjs compute in the slowest replica, and the gradient all-reduce (ms). */
+  /**
+   * Of which tfjs compute in the slowest replica, and the gradient all-reduce (ms); with sgd.mode async or delayed,
+   * the time a replica spent reading and updating the parameter server, waits included.
+   */
   computeMs: number;
   reduceMs: number;
+  /**
+   * sgd.mode async or delayed: the mean over this step's updates (one per replica) of the updates applied between the
+   * weights a gradient was computed on and the update that applied it.
+   */
+  gradientStaleness?: number;
   /** Time this step waited for its teacher target (ms). */
   teacherWaitMs: number;
   /** Steps between this step and the oldest teacher snapshot used (undefined while distillation is off). */

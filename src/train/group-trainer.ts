@@ -222,6 +222,7 @@ export class GroupTrainer {
         reduceMs: r.reduceMs,
         teacherWaitMs,
         staleness: target ? s - Math.min(...target.snapshotSteps) : undefined,
+        ...(r.gradientStaleness !== undefined ? { gradientStaleness: r.gradientStaleness } : {}),
         ...(r.skipped ? { skipped: true } : {}),
         time: Date.now(),
       });

@@ -8,8 +8,9 @@
  *                  asked to (`overwrite`): resume it, or name the new run otherwise. A folder that holds only the
  *                  record of a start that failed before training is free to start again.
  *   a resume       continues the same models on the same data: keys that change the model's shape, the group count,
- *                  the workload or its data are refused (they would load weights into another model, or train on
- *                  other data), naming each key. Other keys (steps, learning rate, distillation) may change.
+ *                  the workload or its data, the exchange method or the SGD mode are refused (they would load weights
+ *                  or optimizer state into another model or optimizer, or train on other data), naming each key.
+ *                  Other keys (steps, learning rate, distillation) may change.
  */
 import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -143,7 +144,9 @@ export async function claimNewRunFolder(config: Config, runDir: string, overwrit
 
 /** Keys a resume may not change: the workload, the group count, and every key of the workload's own sections that changes what it computes. */
 export function resumeFixedKeys(key: string, workload: Workload): boolean {
-  if (key === 'workload' || key === 'groups') return true;
+  // The checkpoints' optimizer state is of this exchange and this way of combining gradients (an outer optimizer, a
+  // parameter server with its in-flight weight versions).
+  if (key === 'workload' || key === 'groups' || key === 'distill.method' || key.startsWith('sgd.')) return true;
   const section = key.split('.')[0];
   return section in workload.sections && !(workload.untracked ?? []).includes(key);
 }
@@ -157,7 +160,7 @@ export function checkResume(saved: Config, config: Config, workload: Workload, r
   if (keys.length === 0) return;
   const values = keys.map((k) => `${k} ${show(get(saved, k))} -> ${show(get(config, k))}`);
   throw new RunError(
-    `cannot resume ${runDir} with another model, group count or data: ${values.join(', ')} ` +
+    `cannot resume ${runDir} with another model, group count, data, exchange method or SGD mode: ${values.join(', ')} ` +
       '(its checkpoints are of the run as it was started; start a new run for the new config)',
   );
 }
