@@ -16,7 +16,7 @@ t.test('churn compares every pair of retrains per kind, with loss beside it and 
     t.ok(existsSync(join(out, `${plot}.png`)) && existsSync(join(out, `${plot}.svg`)), `${plot} plot written`);
   }
   const table = csv(join(out, 'churn.csv'));
-  t.same(table.map((r) => [r[0], r[2]]).slice(1), [['single model', '1'], ['2-model ensemble', '1'], ['codistilled model', '2']], 'R = 2: one pair, two for the two codistilled groups');
+  t.same(table.map((r) => [r[0], r[2]]).slice(1), [['single model', '1'], ['2-model ensemble', '1'], ['codistilled model', '2'], ['DiLoCo model', '1']], 'R = 2: one pair, two for the two codistilled groups');
   for (const row of table.slice(1)) {
     t.ok(finite(row[1]) && finite(row[3]) && finite(row[4]), `loss, total variation and top-1 disagreement of ${row[0]}`);
     t.equal(row[5], 'n/a', 'mean absolute difference applies to binary tasks only');

@@ -22,18 +22,32 @@ t.test('scaling writes its report, tables and plots with finite numbers, and a r
     t.match(md, `](${plot}.png)`, `${plot} is embedded`);
   }
   const final = csv(join(out, 'final.csv'));
-  t.equal(final.length, 1 + 7, 'sync at 3 batches, codistillation, independent, their ensemble, label smoothing');
+  t.same(
+    final.slice(1).map((r) => r[0].split(',')[0]),
+    ['sync SGD', 'sync SGD', 'sync SGD', 'async SGD', 'async SGD', 'codistillation', 'independent model (1 of 2)', 'ensemble of 2 independent', 'label smoothing 0.1', 'local SGD', 'DiLoCo'],
+    'sync at 3 batches, async at the 2 bigger ones, and at the limit codistillation, independent, their ensemble, label smoothing, local SGD and DiLoCo',
+  );
   for (const row of final.slice(1)) t.ok(finite(row[2]) && finite(row[3]), `final loss and time of ${row[0]}`);
   for (const row of csv(join(out, 'steps-to-target.csv')).slice(1)) {
     for (const c of row.slice(1)) t.ok(c === 'not reached' || finite(c), `steps to target: ${c}`);
   }
   t.equal(csv(join(out, 'sync-scaling.csv')).length, 1 + 2, 'two doublings');
+  t.equal(csv(join(out, 'async-scaling.csv')).length, 1 + 2, 'two doublings of the async workers');
+  const bytes = csv(join(out, 'bytes.csv'));
+  t.equal(bytes.length, 1 + 10, 'bytes for every arm');
+  const row = (prefix: string) => bytes.find((r) => r[0].startsWith(prefix))!;
+  t.equal(row('sync SGD, batch 4')[3], '0', 'one worker exchanges nothing within its group');
+  t.not(row('async SGD, batch 16')[3], '0', 'async workers send gradients and read weights');
+  t.not(row('DiLoCo')[4], '0', 'DiLoCo averages between groups');
+  t.equal(row('DiLoCo')[4], row('local SGD')[4], 'local SGD and DiLoCo send the same bytes');
+  const arm = (id: string) => JSON.parse(readFileSync(join(out, 'arms', id, 'config.json'), 'utf8'));
+  t.same([arm('async-b16-s1').replicas, arm('async-b16-s1').sgd.mode, arm('async-b16-s1').optim.lr], [4, 'delayed', 0.01], '4 workers, delayed, the rate of one worker\'s batch');
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   t.ok([4, 8, 16].includes(results.limit.batch), 'the limit is one of the swept batches');
-  t.equal(lines.filter((l) => /: starting/.test(l)).length, 6, '6 arms x 1 seed trained');
+  t.equal(lines.filter((l) => /: starting/.test(l)).length, 10, '10 arms x 1 seed trained');
   t.ok(existsSync(join(out, 'arms', 'codistill-b' + results.limit.batch + '-s1', 'metrics.jsonl')), 'raw metrics stay in the folder');
 
   const again: string[] = [];
   await experimentCommand('scaling', { ...flags, write: (l: string) => again.push(l) });
-  t.equal(again.filter((l) => /finished earlier, skipped/.test(l)).length, 6, 'a re-run trains nothing');
+  t.equal(again.filter((l) => /finished earlier, skipped/.test(l)).length, 10, 'a re-run trains nothing');
 });

@@ -23,6 +23,11 @@ t.test('staleness reports loss and steps to target against the exchange interval
     t.ok(row[2] === 'not reached' || finite(row[2]), `steps to target at ${row[0]}`);
     t.ok(finite(row[3]), `wall time at ${row[0]}`);
   }
+  const diloco = csv(join(out, 'diloco-interval.csv'));
+  t.same(diloco.map((r) => r[0]), ['every (steps)', '1'], 'DiLoCo beside codistillation at every interval but never');
+  t.ok(finite(diloco[1][1]) && finite(diloco[1][3]), 'both final losses');
+  const averaged = JSON.parse(readFileSync(join(out, 'arms', 'diloco-every-1-s1', 'config.json'), 'utf8'));
+  t.same([averaged.distill.method, averaged.distill.exchangeEvery, averaged.groups], ['average', 1, 2]);
   const config = JSON.parse(readFileSync(join(out, 'arms', 'exchange-never-s1', 'config.json'), 'utf8'));
   t.equal(config.distill.exchangeEvery, 0, 'never = an exchange interval of 0');
   t.equal(config.groups, 2);

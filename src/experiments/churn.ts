@@ -1,9 +1,10 @@
 /**
  * `codistill experiment churn`: how reproducible are a trained model's exact predictions across retrains?
  *
- * R retrains (seeds change initialisation and data order) of three kinds: a single model, a 2-model ensemble
- * (groups = 2, alpha = 0, served as the average of both), and a codistilled model (groups = 2, each group's model
- * served alone). For every pair of retrains of one kind, a teacher actor compares their predicted distributions on
+ * R retrains (seeds change initialisation and data order) of four kinds: a single model, a 2-model ensemble
+ * (groups = 2, alpha = 0, served as the average of both), a codistilled model (groups = 2, each group's model
+ * served alone), and a DiLoCo model (groups = 2 averaging their weights every exchange interval; group 0's model is
+ * served: after an outer step both groups hold the same weights). For every pair of retrains of one kind, a teacher actor compares their predicted distributions on
  * the validation windows: total-variation distance, top-1 disagreement, and the paper's mean absolute difference of
  * p(class 1) (binary tasks only; n/a for the language model).
  */
@@ -24,21 +25,25 @@ import { barsSpec, type Series } from './plots.js';
 import { Report } from './report.js';
 import { armsTable } from './summary.js';
 
-type Kind = 'single' | 'ensemble' | 'codistill';
+type Kind = 'single' | 'ensemble' | 'codistill' | 'diloco';
 
 const KINDS: { kind: Kind; label: string; groups: number; distill: Record<string, unknown> }[] = [
   { kind: 'single', label: 'single model', groups: 1, distill: {} },
   { kind: 'ensemble', label: '2-model ensemble', groups: 2, distill: { alpha: 0 } },
   { kind: 'codistill', label: 'codistilled model', groups: 2, distill: {} },
+  { kind: 'diloco', label: 'DiLoCo model', groups: 2, distill: { method: 'average' } },
 ];
 
 /** The teacher-actor slot that holds group `group`'s model of retrain `retrain` of a kind. */
 const slotName = (kind: Kind, retrain: number, group: number): string => `${kind}-r${retrain}-g${group}`;
 
-/** The predictors a retrain serves: the ensemble is one predictor of both models; codistillation gives one per group. */
+/**
+ * The predictors a retrain serves: the ensemble is one predictor of both models; codistillation gives one per group;
+ * DiLoCo's groups share the weights of their last outer step, so its group 0 stands for the run.
+ */
 function servedSlots(kind: Kind, retrain: number): string[][] {
   const slot = (g: number) => slotName(kind, retrain, g);
-  if (kind === 'single') return [[slot(0)]];
+  if (kind === 'single' || kind === 'diloco') return [[slot(0)]];
   if (kind === 'ensemble') return [[slot(0), slot(1)]];
   return [[slot(0)], [slot(1)]];
 }
@@ -159,7 +164,9 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
     `${R} retrains (seeds ${seeds.join(', ')}: each changes initialisation and data order) of a single model, a 2-model ensemble ` +
       `(two independent groups, predictions averaged) and a codistilled pair (alpha ${sample.distill.alpha}, exchange every ` +
       `${sample.distill.exchangeEvery} steps; each group's model is served alone, so each retrain gives two codistilled models ` +
-      `and each pair of retrains two comparisons, group 0 with group 0 and group 1 with group 1). Batch ${s.batch} per group, ` +
+      `and each pair of retrains two comparisons, group 0 with group 0 and group 1 with group 1), and a DiLoCo pair (the ` +
+      `same 2 groups averaging their weights through an outer Nesterov step, outer lr ${sample.distill.outerLr}, momentum ` +
+      `${sample.distill.outerMomentum}, every ${sample.distill.exchangeEvery} steps; group 0's model served). Batch ${s.batch} per group, ` +
       `${s.steps} steps. Churn is measured on the ${sample.eval.examples} validation examples (every position of each).`,
   );
   report.table(armsTable(results));
@@ -209,12 +216,16 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
   await lossCurvePlots(report, series, [], 'per kind (over retrains)', 'per kind');
 
   const tv = (k: Kind) => spread(churn.find((c) => c.kind === k)!.pairs.map((p) => (binary ? p.meanAbsDiff : p.totalVariation)));
-  const [single, ens, codi] = [tv('single'), tv('ensemble'), tv('codistill')];
+  const [single, ens, codi, diloco] = [tv('single'), tv('ensemble'), tv('codistill'), tv('diloco')];
   const lines = [
     '## What it shows, and what it does not\n',
     `- ${binary ? 'Mean absolute difference of p(class 1)' : 'Total variation'} between retrains: single model ${formatSpread(single, 4)}, 2-model ensemble ${formatSpread(ens, 4)}, ` +
       `codistilled model ${formatSpread(codi, 4)}. Codistillation ${codi.mean < single.mean ? 'lowered' : 'did not lower'} the churn of a single ` +
       `model by ${(100 * (1 - codi.mean / single.mean)).toFixed(0)}% (the ensemble: ${(100 * (1 - ens.mean / single.mean)).toFixed(0)}%).`,
+    `- DiLoCo, the same 2 groups averaging their weights every ${sample.distill.exchangeEvery} steps instead of teaching each other: ` +
+      `${formatSpread(diloco, 4)}, ${diloco.mean < single.mean ? 'lower' : 'not lower'} than a single model's by ` +
+      `${(100 * (1 - diloco.mean / single.mean)).toFixed(0)}%. Its groups share one initialisation within a retrain, but retrains ` +
+      'differ in it as single models do.',
     '- Churn and loss move together: a model that is further from converged disagrees more with its retrain, so compare churn ' +
       'beside the validation loss, not alone.',
     binary

@@ -29,6 +29,8 @@ export interface Curve {
   seconds: number;
   /** The tfjs backend the run reported at start ('' before it started). */
   backend: string;
+  /** Trainable parameters of one model (0 before it started). */
+  parameters: number;
 }
 
 const mean = (xs: readonly number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -43,6 +45,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
   let finished = false;
   let lastStep = 0;
   let backend = '';
+  let parameters = 0;
   for (const e of events) {
     switch (e.type) {
       case 'start': {
@@ -52,6 +55,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
         carried = from > 0 ? Math.max(0, ...(elapsed.get(from) ?? [0])) : 0;
         segmentStart = e.time;
         backend = e.backend;
+        parameters = e.parameters;
         finished = false;
         lastStep = from;
         break;
@@ -83,7 +87,7 @@ export function curveFromEvents(events: readonly RunEvent[]): Curve {
   const points = [...evals.values()]
     .sort((a, b) => a.step - b.step)
     .map((e) => ({ step: e.step, seconds: secondsAt(e.step), losses: e.losses, model: mean(e.losses), ensemble: e.ensembleLoss }));
-  return { points, finished, steps: lastStep, seconds: secondsAt(lastStep), backend };
+  return { points, finished, steps: lastStep, seconds: secondsAt(lastStep), backend, parameters };
 }
 
 export function readCurve(metricsFile: string): Curve {

@@ -149,17 +149,24 @@ export function lossVsTimeSpec(series: readonly Series[], targets: readonly numb
   } as TopLevelSpec;
 }
 
-/** One panel per metric: a dot at the mean per category, an error bar for ± 1 sd, a small grey dot per seed. */
+/**
+ * One panel per metric: a dot at the mean per category, an error bar for ± 1 sd, a small grey dot per seed. With
+ * `series`, the rows' series share each category side by side, one colour each.
+ */
 export function dotsWithSpreadSpec(opts: {
   title: string;
   /** Lines under the title (several short lines: Vega over-estimates the width of one long line without a canvas). */
   subtitle: string | string[];
-  rows: readonly { category: string; panel: string; value: number }[];
+  rows: readonly { category: string; panel: string; value: number; series?: string }[];
   categories: readonly string[];
   categoryTitle: string;
   panels: readonly string[];
+  series?: readonly string[];
 }): TopLevelSpec {
   const finite = opts.rows.filter((r) => Number.isFinite(r.value));
+  const several = opts.series !== undefined && opts.series.length > 1;
+  const color = several ? { field: 'series', type: 'nominal', scale: { domain: [...opts.series!] }, title: null } : undefined;
+  const offset = several ? { xOffset: { field: 'series', type: 'nominal', scale: { domain: [...opts.series!] } } } : {};
   return {
     title: { text: opts.title, subtitle: opts.subtitle },
     hconcat: opts.panels.map((panel) => ({
@@ -173,11 +180,21 @@ export function dotsWithSpreadSpec(opts: {
           scale: { domain: [...opts.categories] },
           axis: { labelAngle: 0, labelExpr: "split(datum.label, ' ')" },
         },
+        ...offset,
       },
       layer: [
-        { mark: { type: 'errorbar', extent: 'stdev', ticks: { color: '#111', size: 14 }, color: '#111', thickness: 2 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel, scale: { zero: false } } } },
-        { mark: { type: 'point', filled: true, size: 25, color: '#999', xOffset: 10 }, encoding: { y: { field: 'value', type: 'quantitative', title: panel } } },
-        { mark: { type: 'point', filled: true, size: 90, color: '#d62728' }, encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel } } },
+        {
+          mark: { type: 'errorbar', extent: 'stdev', ticks: { size: 14 }, thickness: 2, ...(several ? {} : { color: '#111' }) },
+          encoding: { y: { field: 'value', type: 'quantitative', title: panel, scale: { zero: false } }, ...(several ? { color } : {}) },
+        },
+        {
+          mark: { type: 'point', filled: true, size: 25, opacity: 0.5, ...(several ? {} : { color: '#999', xOffset: 10 }) },
+          encoding: { y: { field: 'value', type: 'quantitative', title: panel }, ...(several ? { color } : {}) },
+        },
+        {
+          mark: { type: 'point', filled: true, size: 90, ...(several ? {} : { color: '#d62728' }) },
+          encoding: { y: { field: 'value', type: 'quantitative', aggregate: 'mean', title: panel }, ...(several ? { color } : {}) },
+        },
       ],
     })),
   } as TopLevelSpec;

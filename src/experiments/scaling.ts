@@ -3,10 +3,17 @@
  * codistilled groups buy past that point (the paper's claim holds past the sync-SGD limit, where a bigger batch no longer cuts the steps)?
  *
  *   1. sync SGD (groups = 1) at batch B, 2B, 4B..., the rate scaled by sqrt(batch / B) with the same warm-up;
+ *      beside it asynchronous SGD at the same batches: m = batch / B workers of batch B each, every update m - 1
+ *      updates stale (sgd.mode = delayed: what m equally fast parameter-server workers see, reproducibly), at the
+ *      rate of batch B (each update is a batch-B gradient);
  *   2. the limit: the first batch b whose doubling cuts the steps to the deepest shared target by less than
  *      (1 - limitRatio); the largest batch if doubling never stopped paying (then the report says so);
  *   3. at the limit batch L: 2 codistilled groups (disjoint data), 2 independent models (alpha = 0) and their
- *      ensemble, and label smoothing (groups = 1), every arm with the same seeds.
+ *      ensemble, label smoothing (groups = 1), and the two exchanges by averaging at the codistillation arm's groups,
+ *      batch and interval: local SGD (plain averaging) and DiLoCo (an outer Nesterov step), every arm with the same
+ *      seeds.
+ *
+ * Every arm's bytes per step on a network are reported too, its groups laid out as workers of batch B each.
  */
 import { type Arm, type ArmResult, byLabel, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
@@ -14,6 +21,7 @@ import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots,
 import { formatSpread, type Spread } from './curves.js';
 import type { Series } from './plots.js';
 import { Report, cell } from './report.js';
+import { bytesTable } from './communication.js';
 import {
   armsTable,
   deepestCommonTarget,
@@ -25,13 +33,15 @@ import {
 } from './summary.js';
 
 const syncLabel = (b: number) => `sync SGD, batch ${b}`;
+const asyncLabel = (b: number, base: number) => `async SGD, batch ${b} (${b / base} workers × ${base})`;
 
 /** The rate at batch b: square-root scaling from the budget's rate at batch B. */
 export const scaledLr = (lr: number, base: number, b: number): number => lr * Math.sqrt(b / base);
 
-function arm(ctx: ExperimentContext, id: string, label: string, seed: number, batch: number, more: Record<string, unknown>): Arm {
+/** An arm at group batch `batch`, its rate scaled to the batch of one update (`updateBatch`: the group's, by default). */
+function arm(ctx: ExperimentContext, id: string, label: string, seed: number, batch: number, more: Record<string, unknown>, updateBatch = batch): Arm {
   const s = ctx.budget.scaling;
-  const over = mergeOverrides(sectionOverrides(s, scaledLr(s.lr, s.batch, batch)), { seed, optim: { batch } }, more);
+  const over = mergeOverrides(sectionOverrides(s, scaledLr(s.lr, s.batch, updateBatch)), { seed, optim: { batch } }, more);
   return { id: `${id}-s${seed}`, label, seed, config: armConfig(ctx.budget, ctx.set, over) };
 }
 
@@ -73,15 +83,22 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   const seeds = ctx.budget.seeds;
   const batches = s.multipliers.map((m) => s.batch * m);
 
-  // 1. The sync-SGD sweep.
+  // 1. The sync-SGD sweep, and async SGD at the same batches (one worker of batch B is sync SGD at B: not run twice).
   const syncArms = batches.flatMap((b) => seeds.map((seed) => arm(ctx, `sync-b${b}`, syncLabel(b), seed, b, { groups: 1 })));
-  // Every phase-2 arm is known in number before the limit is: 3 per seed.
-  const total = syncArms.length + 3 * seeds.length;
-  const syncResults = await runArms(syncArms, { out: ctx.out, write: ctx.write, numbering: { before: 0, total } });
+  const asyncBatches = batches.filter((b) => b > s.batch);
+  const asyncArms = asyncBatches.flatMap((b) =>
+    // Each update is a batch-B gradient: the rate of batch B.
+    seeds.map((seed) => arm(ctx, `async-b${b}`, asyncLabel(b, s.batch), seed, b, { groups: 1, replicas: b / s.batch, sgd: { mode: 'delayed', staleness: null } }, s.batch)),
+  );
+  // Every phase-2 arm is known in number before the limit is: 5 per seed.
+  const total = syncArms.length + asyncArms.length + 5 * seeds.length;
+  const syncResults = await runArms([...syncArms, ...asyncArms], { out: ctx.out, write: ctx.write, numbering: { before: 0, total } });
   const syncBy = byLabel(syncResults);
   const targets = targetsAbove(syncBy.get(syncLabel(batches[0]))!, 'model', s.targetOffsets);
   const syncSummaries = batches.map((b) => summarise({ name: syncLabel(b), results: syncBy.get(syncLabel(b))!, measure: 'model' }, targets));
+  const asyncSummaries = asyncBatches.map((b) => summarise({ name: asyncLabel(b, s.batch), results: syncBy.get(asyncLabel(b, s.batch))!, measure: 'model' }, targets));
   const limit = findLimit(batches, syncSummaries, s.limitRatio);
+  const asyncLimit = findLimit(batches, [syncSummaries[0], ...asyncSummaries], s.limitRatio);
   const L = limit.batch;
 
   // 2. The alternatives at the limit batch.
@@ -91,24 +108,33 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     independent: `independent model (1 of 2), batch ${L}`,
     ensemble: `ensemble of 2 independent, batch ${L} each`,
     smoothing: `label smoothing ${ls}, batch ${L}`,
+    local: `local SGD, 2 groups × batch ${L}`,
+    diloco: `DiLoCo, 2 groups × batch ${L}`,
   };
   const limitArms = seeds.flatMap((seed) => [
     arm(ctx, `codistill-b${L}`, labels.codistill, seed, L, { groups: 2 }),
     arm(ctx, `independent-b${L}`, labels.independent, seed, L, { groups: 2, distill: { alpha: 0 } }),
     arm(ctx, `label-smoothing-b${L}`, labels.smoothing, seed, L, { groups: 1, distill: { labelSmoothing: ls } }),
+    arm(ctx, `local-sgd-b${L}`, labels.local, seed, L, { groups: 2, distill: { method: 'average', outerLr: 1, outerMomentum: 0 } }),
+    arm(ctx, `diloco-b${L}`, labels.diloco, seed, L, { groups: 2, distill: { method: 'average' } }),
   ]);
-  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write, numbering: { before: syncArms.length, total } });
+  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write, numbering: { before: syncArms.length + asyncArms.length, total } });
   const limitBy = byLabel(limitResults);
 
+  const seriesAtL = (name: string, measure: Series['measure'] = 'model', results = limitBy.get(name)!): Series => ({ name, results, measure });
   const series: Series[] = [
     ...batches.map((b) => ({ name: syncLabel(b), results: syncBy.get(syncLabel(b))!, measure: 'model' as const })),
-    { name: labels.codistill, results: limitBy.get(labels.codistill)!, measure: 'model' },
-    { name: labels.independent, results: limitBy.get(labels.independent)!, measure: 'model' },
-    { name: labels.ensemble, results: limitBy.get(labels.independent)!, measure: 'ensemble' },
-    { name: labels.smoothing, results: limitBy.get(labels.smoothing)!, measure: 'model' },
+    ...asyncBatches.map((b) => ({ name: asyncLabel(b, s.batch), results: syncBy.get(asyncLabel(b, s.batch))!, measure: 'model' as const })),
+    seriesAtL(labels.codistill),
+    seriesAtL(labels.independent),
+    seriesAtL(labels.ensemble, 'ensemble', limitBy.get(labels.independent)!),
+    seriesAtL(labels.smoothing),
+    seriesAtL(labels.local),
+    seriesAtL(labels.diloco),
   ];
-  // The sync series are summarised already (the limit needed them).
-  const summaries = [...syncSummaries, ...series.slice(batches.length).map((x) => summarise(x, targets))];
+  // The sweeps are summarised already (the limits needed them).
+  const swept = batches.length + asyncBatches.length;
+  const summaries = [...syncSummaries, ...asyncSummaries, ...series.slice(swept).map((x) => summarise(x, targets))];
   const all: ArmResult[] = [...syncResults, ...limitResults];
 
   // 3. The report.
@@ -124,15 +150,16 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   );
   report.table(armsTable(all));
   report.text('## Where sync SGD stops gaining from a bigger batch\n');
-  report.table({
-    name: 'sync-scaling',
-    title: `Doubling the batch: steps(bigger) / steps(smaller) at the deepest target both reached (limit when ≥ ${s.limitRatio})`,
+  const doublings = (name: string, title: string, l: Limit) => ({
+    name,
+    title: `${title}: steps(bigger) / steps(smaller) at the deepest target both reached (limit when ≥ ${s.limitRatio})`,
     header: ['from batch', 'to batch', 'target', 'steps ratio', 'steps at smaller', 'steps at bigger'],
-    rows: limit.ratios.map((r) => {
+    rows: l.ratios.map((r) => {
       const sp = (x?: Spread) => (x ? formatSpread(x, 0) : 'n/a');
       return [String(r.from), String(r.to), cell(r.target, 3), r.ratio ? `${r.ratio.value.toFixed(2)} ± ${r.ratio.sd.toFixed(2)}` : 'n/a', sp(r.smaller), sp(r.bigger)];
     }),
   });
+  report.table(doublings('sync-scaling', 'Doubling the batch of sync SGD', limit));
   // A later doubling that pays again means the pause at L may be seed noise or a poorly scaled rate, not a limit.
   const later = limit.ratios.filter((r) => r.from > L && r.ratio && r.ratio.value < s.limitRatio);
   const caution = later.length
@@ -154,11 +181,23 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
           `${Math.round(100 * (1 - s.limitRatio))}%. The alternatives run at the largest batch, ${L}; ` +
           'in this regime codistillation at batch b can lose to sync SGD at 2b: the claim of the paper is about the regime past the limit.',
   );
+  report.text(
+    `## Asynchronous SGD at the same batches\n\nm workers of batch ${s.batch} each (batch ${s.batch}·m per step, m updates a step), ` +
+      `every update m - 1 updates stale (delayed SGD: what m equally fast parameter-server workers see, reproducibly); ` +
+      `one worker is sync SGD at batch ${s.batch}.\n`,
+  );
+  report.table(doublings('async-scaling', 'Doubling the workers of async SGD', asyncLimit));
+  report.text(
+    asyncLimit.saturated
+      ? `Async SGD stopped gaining at batch ${asyncLimit.batch} (${asyncLimit.batch / s.batch} worker${asyncLimit.batch === s.batch ? '' : 's'}).\n`
+      : `Async SGD still gained at every doubling up to batch ${asyncLimit.batch}.\n`,
+  );
   report.text('## All arms\n');
   for (const table of targetTables(summaries, s.steps)) report.table(table);
+  report.table(bytesTable(all, (c) => c.optim.batch / s.batch));
   await lossCurvePlots(report, series, targets, 'every arm');
   report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0));
-  return finish(report, ctx, { targets, limit, summaries });
+  return finish(report, ctx, { targets, limit, asyncLimit, summaries });
 }
 
 function findings(
@@ -166,7 +205,7 @@ function findings(
   sync: readonly SeriesSummary[],
   batches: readonly number[],
   L: number,
-  labels: Record<'codistill' | 'independent' | 'ensemble' | 'smoothing', string>,
+  labels: Record<'codistill' | 'independent' | 'ensemble' | 'smoothing' | 'local' | 'diloco', string>,
   limit: Limit,
   fragileLimit: boolean,
 ): string {
@@ -187,9 +226,12 @@ function findings(
   lines.push(compare(syncL, `sync SGD at the same batch per group (${L})`));
   if (sync2L) lines.push(compare(sync2L, `sync SGD at batch ${2 * L} (the same examples per step as both groups together)`));
   lines.push(compare(find(labels.independent), 'an independent single model at the same batch'));
+  lines.push(compare(find(labels.local), 'local SGD (the same 2 groups averaging their weights at the same interval)'));
+  lines.push(compare(find(labels.diloco), 'DiLoCo (the same 2 groups, an outer Nesterov step on the averaged weights at the same interval)'));
   lines.push(
     `- Final loss at the fixed budget: codistillation ${formatSpread(codi.final, 4)}, sync SGD at ${L} ${formatSpread(syncL.final, 4)}, ` +
-      `ensemble of 2 independent ${formatSpread(find(labels.ensemble).final, 4)}, label smoothing ${formatSpread(find(labels.smoothing).final, 4)} ` +
+      `ensemble of 2 independent ${formatSpread(find(labels.ensemble).final, 4)}, label smoothing ${formatSpread(find(labels.smoothing).final, 4)}, ` +
+      `local SGD ${formatSpread(find(labels.local).final, 4)}, DiLoCo ${formatSpread(find(labels.diloco).final, 4)} ` +
       `(label smoothing's loss is measured without smoothing, so it pays for the smoothed targets).`,
   );
   lines.push(

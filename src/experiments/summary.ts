@@ -120,20 +120,25 @@ export function armsTable(results: readonly ArmResult[], name = 'arms'): ReportT
   return {
     name,
     title: 'Arms (each trained once per seed)',
-    header: ['arm', 'groups', 'batch per group', 'peak lr', 'warm-up', 'alpha', 'burn-in', 'exchange every', 'label smoothing', 'steps', 'seeds'],
+    header: ['arm', 'groups', 'batch per group', 'replicas, SGD', 'peak lr', 'warm-up', 'exchange', 'alpha', 'burn-in', 'exchange every', 'label smoothing', 'steps', 'seeds'],
     rows: labels.map((label) => {
       const rs = results.filter((r) => r.arm.label === label);
       const c = rs[0].arm.config;
-      const distilling = c.groups > 1 && c.distill.alpha > 0;
+      const average = c.groups > 1 && c.distill.method === 'average';
+      const distilling = c.groups > 1 && c.distill.method === 'codistill' && c.distill.alpha > 0;
+      const tau = c.sgd.mode === 'delayed' ? `, tau ${c.sgd.staleness ?? c.replicas - 1}` : '';
+      const exchange = average ? `average (outer lr ${c.distill.outerLr}, momentum ${c.distill.outerMomentum})` : distilling ? 'codistill' : '-';
       return [
         label,
         String(c.groups),
         String(c.optim.batch),
+        `${c.replicas}, ${c.sgd.mode}${tau}`,
         c.optim.lr.toPrecision(3),
         String(c.optim.warmupSteps),
+        exchange,
         String(distilling ? c.distill.alpha : 0),
         distilling ? String(c.distill.burnIn) : '-',
-        distilling ? (c.distill.exchangeEvery === 0 ? 'never' : String(c.distill.exchangeEvery)) : '-',
+        distilling || average ? (c.distill.exchangeEvery === 0 ? 'never' : String(c.distill.exchangeEvery)) : '-',
         String(c.distill.labelSmoothing),
         String(c.steps),
         rs.map((r) => r.arm.seed).join(' '),
