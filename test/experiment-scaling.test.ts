@@ -41,13 +41,22 @@ t.test('scaling writes its report, tables and plots with finite numbers, and a r
   t.not(row('DiLoCo')[4], '0', 'DiLoCo averages between groups');
   t.equal(row('DiLoCo')[4], row('local SGD')[4], 'local SGD and DiLoCo send the same bytes');
   const arm = (id: string) => JSON.parse(readFileSync(join(out, 'arms', id, 'config.json'), 'utf8'));
-  t.same([arm('async-b16-s1').replicas, arm('async-b16-s1').sgd.mode, arm('async-b16-s1').optim.lr], [4, 'delayed', 0.01], '4 workers, delayed, the rate of one worker\'s batch');
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   t.ok([4, 8, 16].includes(results.limit.batch), 'the limit is one of the swept batches');
-  t.equal(lines.filter((l) => /: starting/.test(l)).length, 10, '10 arms x 1 seed trained');
+  t.equal(lines.filter((l) => /: starting/.test(l)).length, 13, '6 tuning runs (3 batches x 2 rates), 2 async arms and 5 at the limit, 1 seed');
+  const tuning = csv(join(out, 'lr-tuning.csv'));
+  t.same(tuning[0], ['batch', 'rate × 1', 'rate × 2', 'chosen']);
+  t.same(tuning.slice(1).map((r) => r[0]), ['4', '8', '16']);
+  for (const r of tuning.slice(1)) {
+    const pick = Number(r[3].match(/^× (\d+)/)![1]);
+    t.equal(Number(r[pick]), Math.min(Number(r[1]), Number(r[2])), `batch ${r[0]}: the lower final loss wins`);
+    t.ok(existsSync(join(out, 'arms', `${pick === 1 ? `sync-b${r[0]}` : `sync-b${r[0]}-x${pick}`}-s1`, 'metrics.jsonl')), 'its run is the sweep\'s arm');
+  }
+  const base = Number(tuning[1][3].match(/= ([\d.]+)/)![1]);
+  t.same([arm('async-b16-s1').replicas, arm('async-b16-s1').sgd.mode, arm('async-b16-s1').optim.lr], [4, 'delayed', base], '4 workers, delayed, the (tuned) rate of one worker\'s batch');
   t.ok(existsSync(join(out, 'arms', 'codistill-b' + results.limit.batch + '-s1', 'metrics.jsonl')), 'raw metrics stay in the folder');
 
   const again: string[] = [];
   await experimentCommand('scaling', { ...flags, write: (l: string) => again.push(l) });
-  t.equal(again.filter((l) => /finished earlier, skipped/.test(l)).length, 10, 'a re-run trains nothing');
+  t.equal(again.filter((l) => /finished earlier, skipped/.test(l)).length, 13, 'a re-run trains nothing');
 });

@@ -29,6 +29,8 @@ const scalingSchema = z.strictObject({
   multipliers: z.array(int(1)).min(2).describe('sync-SGD batches as multiples of B (e.g. [1, 2, 4])'),
   limitRatio: z.number().positive().max(1).describe('doubling the batch is saturated once steps(2b)/steps(b) reaches this'),
   labelSmoothing: z.number().min(0).max(1).describe('label-smoothing baseline strength'),
+  lrFactors: z.array(z.number().positive()).min(1).default([1])
+    .describe('the rate at each batch, tuned: the first seed runs at each of these multiples of the square-root-scaled rate and the lowest final loss wins ([1]: no tuning)'),
 });
 
 const stalenessSchema = z.strictObject({

@@ -18,7 +18,7 @@
 import { type Arm, type ArmResult, byLabel, mergeOverrides, runArms } from './arms.js';
 import { armConfig, sectionOverrides } from './budget.js';
 import { type ExperimentContext, type ExperimentOutcome, finish, lossCurvePlots, preamble } from './context.js';
-import { formatSpread, type Spread } from './curves.js';
+import { finalValue, formatSpread, type Spread } from './curves.js';
 import type { Series } from './plots.js';
 import { Report, cell } from './report.js';
 import { bytesTable } from './communication.js';
@@ -38,12 +38,28 @@ const asyncLabel = (b: number, base: number) => `async SGD, batch ${b} (${b / ba
 /** The rate at batch b: square-root scaling from the budget's rate at batch B. */
 export const scaledLr = (lr: number, base: number, b: number): number => lr * Math.sqrt(b / base);
 
-/** An arm at group batch `batch`, its rate scaled to the batch of one update (`updateBatch`: the group's, by default). */
-function arm(ctx: ExperimentContext, id: string, label: string, seed: number, batch: number, more: Record<string, unknown>, updateBatch = batch): Arm {
-  const s = ctx.budget.scaling;
-  const over = mergeOverrides(sectionOverrides(s, scaledLr(s.lr, s.batch, updateBatch)), { seed, optim: { batch } }, more);
-  return { id: `${id}-s${seed}`, label, seed, config: armConfig(ctx.budget, ctx.set, over) };
+interface ArmSpec {
+  id: string;
+  label: string;
+  seed: number;
+  /** The group batch. */
+  batch: number;
+  /** The batch of one update, whose square-root-scaled rate the arm takes (the group's, by default). */
+  updateBatch?: number;
+  /** The tuned multiple of that rate (1 without tuning). */
+  factor?: number;
+  more: Record<string, unknown>;
 }
+
+function arm(ctx: ExperimentContext, a: ArmSpec): Arm {
+  const s = ctx.budget.scaling;
+  const lr = scaledLr(s.lr, s.batch, a.updateBatch ?? a.batch) * (a.factor ?? 1);
+  const over = mergeOverrides(sectionOverrides(s, lr), { seed: a.seed, optim: { batch: a.batch } }, a.more);
+  return { id: `${a.id}-s${a.seed}`, label: a.label, seed: a.seed, config: armConfig(ctx.budget, ctx.set, over) };
+}
+
+/** Sync SGD's folder names: the tuned rate's factor is part of the name when it is not 1. */
+const syncId = (b: number, factor: number) => (factor === 1 ? `sync-b${b}` : `sync-b${b}-x${factor}`);
 
 export interface Limit {
   batch: number;
@@ -83,16 +99,47 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   const seeds = ctx.budget.seeds;
   const batches = s.multipliers.map((m) => s.batch * m);
 
-  // 1. The sync-SGD sweep, and async SGD at the same batches (one worker of batch B is sync SGD at B: not run twice).
-  const syncArms = batches.flatMap((b) => seeds.map((seed) => arm(ctx, `sync-b${b}`, syncLabel(b), seed, b, { groups: 1 })));
   const asyncBatches = batches.filter((b) => b > s.batch);
+  const F = s.lrFactors;
+  const tuning = F.length > 1;
+  // Every arm is known in number before the limit is: the tuning runs, the sweeps, and 5 per seed at the limit.
+  const total = batches.length * (tuning ? F.length + seeds.length - 1 : seeds.length) + asyncBatches.length * seeds.length + 5 * seeds.length;
+  const syncArm = (b: number, seed: number, factor: number, label = syncLabel(b)) =>
+    arm(ctx, { id: syncId(b, factor), label, seed, batch: b, factor, more: { groups: 1 } });
+
+  // 0. The rate at each batch, tuned: the first seed at each factor of the square-root-scaled rate; the lowest final
+  // loss wins, and its run is that seed's arm of the sweep.
+  const chosen = new Map(batches.map((b) => [b, 1]));
+  let tuned: ArmResult[] = [];
+  let tuneTable: string[][] = [];
+  if (tuning) {
+    const tuneArms = batches.flatMap((b) => F.map((f) => syncArm(b, seeds[0], f, `tuning: sync SGD, batch ${b}, rate × ${f}`)));
+    const tries = await runArms(tuneArms, { out: ctx.out, write: ctx.write, numbering: { before: 0, total } });
+    tuneTable = batches.map((b) => {
+      const finals = F.map((f) => finalValue(tries.find((r) => r.arm.id === `${syncId(b, f)}-s${seeds[0]}`)!.curve, 'model'));
+      const best = F[finals.reduce((k, v, i) => (v < finals[k] ? i : k), 0)];
+      chosen.set(b, best);
+      return [String(b), ...finals.map((v) => cell(v, 4)), `× ${best} = ${(scaledLr(s.lr, s.batch, b) * best).toPrecision(3)}`];
+    });
+    tuned = batches.map((b) => {
+      const r = tries.find((x) => x.arm.id === `${syncId(b, chosen.get(b)!)}-s${seeds[0]}`)!;
+      return { ...r, arm: { ...r.arm, label: syncLabel(b) } };
+    });
+  }
+
+  // 1. The sync-SGD sweep, and async SGD at the same batches (one worker of batch B is sync SGD at B: not run twice).
+  const syncArms = batches.flatMap((b) => seeds.filter((seed) => !tuning || seed !== seeds[0]).map((seed) => syncArm(b, seed, chosen.get(b)!)));
   const asyncArms = asyncBatches.flatMap((b) =>
     // Each update is a batch-B gradient: the rate of batch B.
-    seeds.map((seed) => arm(ctx, `async-b${b}`, asyncLabel(b, s.batch), seed, b, { groups: 1, replicas: b / s.batch, sgd: { mode: 'delayed', staleness: null } }, s.batch)),
+    seeds.map((seed) =>
+      arm(ctx, {
+        id: `async-b${b}`, label: asyncLabel(b, s.batch), seed, batch: b, updateBatch: s.batch, factor: chosen.get(s.batch),
+        more: { groups: 1, replicas: b / s.batch, sgd: { mode: 'delayed', staleness: null } },
+      }),
+    ),
   );
-  // Every phase-2 arm is known in number before the limit is: 5 per seed.
-  const total = syncArms.length + asyncArms.length + 5 * seeds.length;
-  const syncResults = await runArms([...syncArms, ...asyncArms], { out: ctx.out, write: ctx.write, numbering: { before: 0, total } });
+  const swept = await runArms([...syncArms, ...asyncArms], { out: ctx.out, write: ctx.write, numbering: { before: tuning ? batches.length * F.length : 0, total } });
+  const syncResults = [...tuned, ...swept];
   const syncBy = byLabel(syncResults);
   const targets = targetsAbove(syncBy.get(syncLabel(batches[0]))!, 'model', s.targetOffsets);
   const syncSummaries = batches.map((b) => summarise({ name: syncLabel(b), results: syncBy.get(syncLabel(b))!, measure: 'model' }, targets));
@@ -111,14 +158,15 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     local: `local SGD, 2 groups × batch ${L}`,
     diloco: `DiLoCo, 2 groups × batch ${L}`,
   };
+  const atL = (id: string, label: string, seed: number, more: Record<string, unknown>) => arm(ctx, { id, label, seed, batch: L, factor: chosen.get(L), more });
   const limitArms = seeds.flatMap((seed) => [
-    arm(ctx, `codistill-b${L}`, labels.codistill, seed, L, { groups: 2 }),
-    arm(ctx, `independent-b${L}`, labels.independent, seed, L, { groups: 2, distill: { alpha: 0 } }),
-    arm(ctx, `label-smoothing-b${L}`, labels.smoothing, seed, L, { groups: 1, distill: { labelSmoothing: ls } }),
-    arm(ctx, `local-sgd-b${L}`, labels.local, seed, L, { groups: 2, distill: { method: 'average', outerLr: 1, outerMomentum: 0 } }),
-    arm(ctx, `diloco-b${L}`, labels.diloco, seed, L, { groups: 2, distill: { method: 'average' } }),
+    atL(`codistill-b${L}`, labels.codistill, seed, { groups: 2 }),
+    atL(`independent-b${L}`, labels.independent, seed, { groups: 2, distill: { alpha: 0 } }),
+    atL(`label-smoothing-b${L}`, labels.smoothing, seed, { groups: 1, distill: { labelSmoothing: ls } }),
+    atL(`local-sgd-b${L}`, labels.local, seed, { groups: 2, distill: { method: 'average', outerLr: 1, outerMomentum: 0 } }),
+    atL(`diloco-b${L}`, labels.diloco, seed, { groups: 2, distill: { method: 'average' } }),
   ]);
-  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write, numbering: { before: syncArms.length + asyncArms.length, total } });
+  const limitResults = await runArms(limitArms, { out: ctx.out, write: ctx.write, numbering: { before: total - limitArms.length, total } });
   const limitBy = byLabel(limitResults);
 
   const seriesAtL = (name: string, measure: Series['measure'] = 'model', results = limitBy.get(name)!): Series => ({ name, results, measure });
@@ -133,8 +181,8 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     seriesAtL(labels.diloco),
   ];
   // The sweeps are summarised already (the limits needed them).
-  const swept = batches.length + asyncBatches.length;
-  const summaries = [...syncSummaries, ...asyncSummaries, ...series.slice(swept).map((x) => summarise(x, targets))];
+  const sweepSeries = batches.length + asyncBatches.length;
+  const summaries = [...syncSummaries, ...asyncSummaries, ...series.slice(sweepSeries).map((x) => summarise(x, targets))];
   const all: ArmResult[] = [...syncResults, ...limitResults];
 
   // 3. The report.
@@ -144,11 +192,20 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
     ctx,
     all[0],
     `Sync SGD at batches ${batches.join(', ')} (learning rate ${s.lr} at batch ${s.batch}, scaled by the square root of the batch ` +
-      `ratio, ${s.warmupSteps} warm-up steps); then, at the limit batch, codistillation, two independent models and their ` +
-      `ensemble, and label smoothing. Seeds ${seeds.join(', ')} for every arm. Targets are ${s.targetOffsets.join(', ')} nats ` +
+      `ratio${tuning ? ` and tuned at each batch over the multiples ${F.join(', ')} of that rate` : ''}, ${s.warmupSteps} warm-up steps), ` +
+      `and async SGD at the same batches; then, at the limit batch, codistillation, two independent models and their ` +
+      `ensemble, label smoothing, local SGD and DiLoCo. Seeds ${seeds.join(', ')} for every arm. Targets are ${s.targetOffsets.join(', ')} nats ` +
       `above the final loss of the worst seed of sync SGD at batch ${batches[0]}.`,
   );
   report.table(armsTable(all));
+  if (tuning) {
+    report.table({
+      name: 'lr-tuning',
+      title: `The rate at each batch, tuned on seed ${seeds[0]}: final validation loss at each multiple of the square-root-scaled rate`,
+      header: ['batch', ...F.map((f) => `rate × ${f}`), 'chosen'],
+      rows: tuneTable,
+    });
+  }
   report.text('## Where sync SGD stops gaining from a bigger batch\n');
   const doublings = (name: string, title: string, l: Limit) => ({
     name,
