@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeSyntheticCorpus } from '../bench/synthetic-corpus.js';
@@ -35,6 +35,18 @@ t.test('an arm cut short resumes from its newest checkpoint; a finished arm is s
   const again: string[] = [];
   await runArms([arm], { out, write: (l) => again.push(l) });
   t.match(again[0], /finished earlier, skipped/);
+
+  // A fresh clone of a results folder holds only the compressed log (and the config): the arm is still finished.
+  const log = join(armDir(out, 'a-s3'), 'metrics.jsonl');
+  t.ok(existsSync(`${log}.gz`), 'a finished arm keeps its log compressed too');
+  const plain = readFileSync(log);
+  t.ok(statSync(`${log}.gz`).size < plain.length / 3, 'at under a third of its size');
+  rmSync(log);
+  const cloned: string[] = [];
+  const [fromGz] = await runArms([arm], { out, write: (l) => cloned.push(l) });
+  t.match(cloned[0], /finished earlier, skipped/);
+  t.same(fromGz.curve, result.curve, 'the same curve, read from metrics.jsonl.gz');
+  writeFileSync(log, plain);
 
   const changed: Arm = { ...arm, config: { ...config, steps: 30 } };
   await t.rejects(runArms([changed], { out, write: () => undefined }), /another config/);

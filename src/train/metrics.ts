@@ -20,6 +20,7 @@
  * - any other line is not this log's and throws `<file>:<line>: not a JSON line`.
  */
 import { createWriteStream, closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
 import type { RunEvent } from './events.js';
 
 /** Error codes with which a write reports no room: the disk, a quota, a file-size limit. */
@@ -154,11 +155,17 @@ function recoverGlued(line: string): RunEvent | undefined {
   return undefined;
 }
 
-/** The events of a metrics log (none when there is no file), reading past torn lines (see the module comment). */
+/**
+ * The events of a metrics log (none when there is no file, nor a compressed FILE.gz), reading past torn lines (see the
+ * module comment).
+ */
 export function readMetrics(file: string): RunEvent[] {
-  if (!existsSync(file)) return [];
+  // A finished log may be kept only compressed (an experiment's arms, as committed under results/).
+  const gz = `${file}.gz`;
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : existsSync(gz) ? gunzipSync(readFileSync(gz)).toString('utf8') : undefined;
+  if (text === undefined) return [];
   const events: RunEvent[] = [];
-  const lines = readFileSync(file, 'utf8').split('\n');
+  const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i].trim();
     if (!line) continue;
