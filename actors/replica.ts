@@ -66,8 +66,26 @@ let self: Replica | undefined;
 
 type StepRequest = Extract<ReplicaRequest, { type: 'step' }>;
 
+interface LossParts {
+  loss: number;
+  taskValue: number;
+  distillValue: number;
+}
+
+/** The reply to a step request. */
+function stepped(req: StepRequest, l: LossParts, o: Pick<StepReply, 'gradNorm' | 'computeMs' | 'reduceMs' | 'skipped' | 'gradientStaleness'>): StepReply {
+  return { type: 'stepped', id: req.id, step: req.step, loss: l.loss, taskLoss: l.taskValue, distillLoss: l.distillValue, ...o };
+}
+
+/** A non-finite update cannot be undone (that would need a copy of the weights every step): the step fails. */
+const overflowed = (req: StepRequest, norm?: number) =>
+  new RequestError(
+    `the update of step ${req.step} made the weights non-finite (${norm === undefined ? '' : `gradient norm ${norm}, `}learning rate ${req.lr}): ` +
+      'lower optim.lr or set optim.clipNorm',
+  );
+
 /** This replica's loss parts and its gradient, flattened into `slot`. Everything tfjs allocates is released. */
-function gradient(r: Replica, req: StepRequest, slot: Float32Array): { loss: number; taskValue: number; distillValue: number } {
+function gradient(r: Replica, req: StepRequest, slot: Float32Array): LossParts {
   const fault = r.faults.get(req.step);
   if (fault === 'throw' || fault === 'exit') enactFault(fault, `injected fault at step ${req.step}`);
   const batch = req.batch;
@@ -115,7 +133,8 @@ function gradient(r: Replica, req: StepRequest, slot: Float32Array): { loss: num
 /** sgd.mode = sync: the group's gradients averaged in shared memory, and the same update applied by every replica. */
 function syncStep(r: Replica, memory: GroupMemory, req: StepRequest): StepReply {
   const t0 = performance.now();
-  const { loss, taskValue, distillValue } = gradient(r, req, memory.slot(r.replica));
+  const parts = gradient(r, req, memory.slot(r.replica));
+  const { loss } = parts;
   const vars = r.model.variables;
   const t1 = performance.now();
   const mean = memory.allReduce(r.replica);
@@ -131,29 +150,15 @@ function syncStep(r: Replica, memory: GroupMemory, req: StepRequest): StepReply 
     }
     setLearningRate(r.optimizer, req.lr);
     r.optimizer.applyGradients(clipped);
-    // A finite gradient times a huge rate can still overflow the weights. Undoing that would need a copy of the
-    // weights and optimizer state every step, so in every guard mode the step fails here, before anything of it
-    // is checkpointed: the newest checkpoint stays finite. (The sum of a tensor is finite iff all its elements are,
-    // short of a sum that itself overflows, which only weights already near float32's range can reach.)
+    // A finite gradient times a huge rate can still overflow the weights: in every guard mode the step fails here,
+    // before anything of it is checkpointed, so the newest checkpoint stays finite. (The sum of a tensor is finite iff
+    // all its elements are, short of a sum that itself overflows, which only weights near float32's range reach.)
     const total = tf.addN(vars.map((v) => tf.sum(v))).dataSync()[0];
-    if (!Number.isFinite(total)) {
-      throw new RequestError(`the update of step ${req.step} made the weights non-finite (gradient norm ${norm}, learning rate ${req.lr}): lower optim.lr or set optim.clipNorm`);
-    }
+    if (!Number.isFinite(total)) throw overflowed(req, norm);
     return norm;
   });
   const t3 = performance.now();
-  return {
-    ...(skipped ? { skipped } : {}),
-    type: 'stepped',
-    id: req.id,
-    step: req.step,
-    loss,
-    taskLoss: taskValue,
-    distillLoss: distillValue,
-    gradNorm,
-    computeMs: t1 - t0 + (t3 - t2),
-    reduceMs: t2 - t1,
-  };
+  return stepped(req, parts, { gradNorm, computeMs: t1 - t0 + (t3 - t2), reduceMs: t2 - t1, skipped });
 }
 
 /**
@@ -163,36 +168,25 @@ function syncStep(r: Replica, memory: GroupMemory, req: StepRequest): StepReply 
 function serverStep(r: Replica, server: ParameterServer, slot: Float32Array, req: StepRequest): StepReply {
   const t0 = performance.now();
   const vars = r.model.variables;
-  const fresh = () => server.read((weights) => flatToWeights(weights, vars), req.update);
+  const read = (update?: number) => server.read((weights) => flatToWeights(weights, vars), update);
   // Async: the weights read after the last update, unless the server was loaded since (a resume, an outer step).
-  const readVersion = server.mode === 'async' && r.read?.epoch === server.epoch ? r.read.version : fresh();
+  const readVersion = server.mode === 'async' && r.read?.epoch === server.epoch ? r.read.version : read(req.update);
   const t1 = performance.now();
-  const { loss, taskValue, distillValue } = gradient(r, req, slot);
+  const parts = gradient(r, req, slot);
+  const { loss } = parts;
   const t2 = performance.now();
   let applied;
   try {
     applied = server.apply(slot, { lr: req.lr, clipNorm: r.clipNorm, readVersion, update: req.update, nonFinite: r.nonFinite === 'fail' ? 'fail' : 'skip' });
   } catch (err) {
     if (err instanceof NonFiniteGradient) throw new RequestError(`gradient norm is ${err.norm} at step ${req.step} (loss ${loss}): lower optim.lr`);
-    if (err instanceof NonFiniteWeights) throw new RequestError(`the update of step ${req.step} made the weights non-finite (learning rate ${req.lr}): lower optim.lr or set optim.clipNorm`);
+    if (err instanceof NonFiniteWeights) throw overflowed(req);
     throw err;
   }
-  if (server.mode === 'async') r.read = { version: server.read((weights) => flatToWeights(weights, vars)), epoch: server.epoch };
+  if (server.mode === 'async') r.read = { version: read(), epoch: server.epoch };
   const t3 = performance.now();
   const skipped: StepReply['skipped'] = applied.skipped ? (Number.isFinite(loss) ? { what: 'gradient', value: applied.norm } : { what: 'loss', value: loss }) : undefined;
-  return {
-    ...(skipped ? { skipped } : {}),
-    type: 'stepped',
-    id: req.id,
-    step: req.step,
-    loss,
-    taskLoss: taskValue,
-    distillLoss: distillValue,
-    gradNorm: applied.norm,
-    computeMs: t2 - t1,
-    reduceMs: t1 - t0 + (t3 - t2),
-    gradientStaleness: applied.staleness,
-  };
+  return stepped(req, parts, { gradNorm: applied.norm, computeMs: t2 - t1, reduceMs: t1 - t0 + (t3 - t2), skipped, gradientStaleness: applied.staleness });
 }
 
 function step(r: Replica, req: StepRequest): StepReply {
