@@ -21,6 +21,7 @@ t.test('churn compares every pair of retrains per kind, with loss beside it and 
     t.ok(finite(row[1]) && finite(row[3]) && finite(row[4]), `loss, total variation and top-1 disagreement of ${row[0]}`);
     t.equal(row[5], 'n/a', 'mean absolute difference applies to binary tasks only');
   }
+  t.same(csv(join(out, 'bytes.csv')).map((r) => r[0]).slice(1), ['single model', '2-model ensemble', 'codistilled model', 'DiLoCo model'], 'bytes for every kind');
   const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
   for (const kind of results.churn) {
     for (const p of kind.pairs) t.ok(p.totalVariation >= 0 && p.totalVariation <= 1 && p.top1Disagreement >= 0 && p.top1Disagreement <= 1);

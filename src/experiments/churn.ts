@@ -24,6 +24,7 @@ import { formatSpread, spread } from './curves.js';
 import { barsSpec, type Series } from './plots.js';
 import { Report } from './report.js';
 import { armsTable } from './summary.js';
+import { bytesTable } from './communication.js';
 
 type Kind = 'single' | 'ensemble' | 'codistill' | 'diloco';
 
@@ -170,6 +171,7 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
       `${s.steps} steps. Churn is measured on the ${sample.eval.examples} validation examples (every position of each).`,
   );
   report.table(armsTable(results));
+  report.table(bytesTable(results, () => 1));
   const fmt = (xs: number[], digits: number) => (xs.every((x) => !Number.isFinite(x)) ? 'n/a' : formatSpread(spread(xs), digits));
   report.table({
     name: 'churn',
