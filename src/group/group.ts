@@ -112,16 +112,12 @@ export class Group {
       const server = serverInit && new ParameterServer(serverInit);
       // The server starts from the replicas' initial model (every replica built the same one, from the same seed).
       if (server) server.setState((await all[0].request({ type: 'getState', id: 0, optimizer: false }, 'state')).state.weights, []);
-      // A dead replica must not leave its peers waiting at the barrier, or for a version of the weights.
-      for (const c of all) {
-        c.onFailure = () => {
-          memory.abort(-1);
-          server?.abort(-1);
-        };
-      }
       // A config resolved by loadConfig always has the section; one built by hand may not.
       const guard = { ...DEFAULT_GUARD, ...opts.config.guard };
-      return new Group(opts.group, all, memory, parameters, ready[0].backend, guard, server);
+      const group = new Group(opts.group, all, memory, parameters, ready[0].backend, guard, server);
+      // A dead replica must not leave its peers waiting at the barrier, or for a version of the weights.
+      for (const c of all) c.onFailure = () => group.abort(-1);
+      return group;
     } catch (err) {
       await Promise.all(all.map((c) => c.close()));
       throw toRunError(err);
@@ -242,9 +238,14 @@ export class Group {
   }
 
   async close(): Promise<void> {
-    this.memory.abort(-1);
-    this.server?.abort(-1);
+    this.abort(-1);
     await Promise.all(this.replicas.map((c) => c.close()));
+  }
+
+  /** Wakes every replica waiting on its peers (replica r failed, or -1: the group is being stopped). */
+  private abort(r: number): void {
+    this.memory.abort(r);
+    this.server?.abort(r);
   }
 
   private async call<T>(r: number, f: (c: ReplicaClient) => Promise<T>): Promise<T> {
@@ -260,8 +261,7 @@ export class Group {
     const settled = await Promise.allSettled(
       this.replicas.map((c, r) =>
         f(c, r).catch((err: unknown) => {
-          this.memory.abort(r);
-          this.server?.abort(r);
+          this.abort(r);
           throw err;
         }),
       ),
