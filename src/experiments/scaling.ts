@@ -253,7 +253,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   for (const table of targetTables(summaries, s.steps)) report.table(table);
   report.table(bytesTable(all, (c) => c.optim.batch / s.batch));
   await lossCurvePlots(report, series, targets, 'every arm');
-  report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0));
+  report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0, { summaries: asyncSummaries, batches: asyncBatches, limit: asyncLimit, base: s.batch }));
   return finish(report, ctx, { targets, limit, asyncLimit, summaries });
 }
 
@@ -265,6 +265,7 @@ function findings(
   labels: Record<'codistill' | 'independent' | 'ensemble' | 'smoothing' | 'local' | 'diloco', string>,
   limit: Limit,
   fragileLimit: boolean,
+  async: { summaries: readonly SeriesSummary[]; batches: readonly number[]; limit: Limit; base: number },
 ): string {
   const find = (name: string) => rows.find((r) => r.name === name)!;
   const codi = find(labels.codistill);
@@ -291,6 +292,24 @@ function findings(
       `local SGD ${formatSpread(find(labels.local).final, 4)}, DiLoCo ${formatSpread(find(labels.diloco).final, 4)} ` +
       `(label smoothing's loss is measured without smoothing, so it pays for the smoothed targets).`,
   );
+  for (const [k, b] of async.batches.entries()) {
+    const r = stepsRatio(async.summaries[k], sync[batches.indexOf(b)]);
+    if (!r) continue;
+    lines.push(
+      `- Async SGD at batch ${b} (${b / async.base} workers, every update ${b / async.base - 1} stale) took ${formatSpread(r.a, 0)} steps to ` +
+        `${r.target.toFixed(3)} nats against ${formatSpread(r.b, 0)} for sync SGD at batch ${b}: a ratio of ${r.value.toFixed(2)} ± ${r.sd.toFixed(2)}.`,
+    );
+  }
+  if (async.summaries.length) {
+    lines.push(
+      `- A step of async SGD at batch ${async.base}·m makes m updates of batch ${async.base}, each at the rate of batch ${async.base}; sync SGD ` +
+        `makes one update of batch ${async.base}·m at √m times that rate. Both process the same examples per step, so steps to a target ` +
+        'compare them per example. ' +
+        (async.limit.saturated
+          ? `Async SGD stopped gaining at ${async.limit.batch / async.base} workers (batch ${async.limit.batch}), as the paper saw it stop at scale.`
+          : `Async SGD still gained at every doubling up to ${async.limit.batch / async.base} workers.`),
+    );
+  }
   lines.push(
     '- Wall time: on this machine every group, teacher and evaluator shares the same two cores, so a 2-group arm does not get ' +
       "twice the hardware the way the paper's groups did; its wall time is an upper bound of what separate machines would show, " +
