@@ -5,7 +5,7 @@
       "target_name": "codistill_native",
       "sources": ["src/kernels.c"],
       "include_dirs": ["<(blas_include)"],
-      "cflags": ["-O3", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags": ["-O3", "-fno-math-errno", "-std=c11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-L<(blas_libdir)", "-Wl,-rpath,<(blas_libdir)", "-l<(blas_lib)", "-lm"]
     }
   ]
