@@ -22,7 +22,7 @@ import { fileURLToPath } from 'node:url';
 
 const SHAPE = { vocab: 8192, embedding: 128, hidden: 256, batch: 32, window: 32 };
 const STEPS = 8;
-const ROUNDS = 3;
+const ROUNDS = 5;
 
 export interface ArmResult {
   arm: string;
@@ -53,7 +53,10 @@ async function childArm(kernels: 'wasm' | 'native'): Promise<ArmResult> {
   let s = 12345;
   for (let k = 0; k < data.length; k++) data[k] = (s = (s * 1103515245 + 12345) >>> 0) % SHAPE.vocab;
   const batch = { rows, fields: { tokens: data } };
-  const opt: tf.Optimizer = tf.train.adam(1e-3);
+  // The optimizer a replica trains with (NativeAdam on the native kernels).
+  const { createOptimizer } = await import('../src/train/optim.js');
+  const { DEFAULTS } = await import('../src/config/schema.js');
+  const opt = createOptimizer({ ...DEFAULTS.optim, lr: 1e-3 });
   const step = (target?: Float32Array) => {
     const cost = tf.tidy(() => {
       const teacherTarget = target ? { kind: 'dense' as const, values: target } : undefined;
