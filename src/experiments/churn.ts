@@ -225,9 +225,8 @@ export async function churnExperiment(ctx: ExperimentContext): Promise<Experimen
       `codistilled model ${formatSpread(codi, 4)}. Codistillation ${codi.mean < single.mean ? 'lowered' : 'did not lower'} the churn of a single ` +
       `model by ${(100 * (1 - codi.mean / single.mean)).toFixed(0)}% (the ensemble: ${(100 * (1 - ens.mean / single.mean)).toFixed(0)}%).`,
     `- DiLoCo, the same 2 groups averaging their weights every ${sample.distill.exchangeEvery} steps instead of teaching each other: ` +
-      `${formatSpread(diloco, 4)}, ${diloco.mean < single.mean ? 'lower' : 'not lower'} than a single model's by ` +
-      `${(100 * (1 - diloco.mean / single.mean)).toFixed(0)}%. Its groups share one initialisation within a retrain, but retrains ` +
-      'differ in it as single models do.',
+      `${formatSpread(diloco, 4)}, ${Math.abs(100 * (1 - diloco.mean / single.mean)).toFixed(0)}% ${diloco.mean < single.mean ? 'lower' : 'higher'} ` +
+      'than a single model\'s. Its groups share one initialisation within a retrain, but retrains differ in it as single models do.',
     '- Churn and loss move together: a model that is further from converged disagrees more with its retrain, so compare churn ' +
       'beside the validation loss, not alone.',
     binary
