@@ -14,6 +14,12 @@ export class ServiceMetrics {
   private readonly distillLoss = new Gauge({ name: 'codistill_distill_loss', help: "Distillation loss of a group's latest step", labelNames: ['run', 'group'], registers: [this.registry] });
   private readonly valLoss = new Gauge({ name: 'codistill_validation_loss', help: 'Latest validation loss of a model or the ensemble, nats per position', labelNames: ['run', 'model'], registers: [this.registry] });
   private readonly staleness = new Gauge({ name: 'codistill_staleness_steps', help: "Steps between a group's latest step and the oldest teacher snapshot it used", labelNames: ['run', 'group'], registers: [this.registry] });
+  private readonly gradientStaleness = new Gauge({
+    name: 'codistill_gradient_staleness_updates',
+    help: "sgd.mode async or delayed: mean updates between the weights a gradient was computed on and its update, in a group's latest step",
+    labelNames: ['run', 'group'],
+    registers: [this.registry],
+  });
   private readonly positions = new Counter({ name: 'codistill_positions_total', help: 'Positions trained on (tokens, rows or images) by this service', labelNames: ['run', 'group'], registers: [this.registry] });
   private readonly stepSeconds = new Histogram({
     name: 'codistill_step_seconds',
@@ -54,6 +60,7 @@ export class ServiceMetrics {
         this.trainLoss.set({ run, group }, e.taskLoss);
         this.distillLoss.set({ run, group }, e.distillLoss);
         if (e.staleness !== undefined) this.staleness.set({ run, group }, e.staleness);
+        if (e.gradientStaleness !== undefined) this.gradientStaleness.set({ run, group }, e.gradientStaleness);
         this.positions.inc({ run, group }, e.positions);
         this.stepSeconds.observe({ run }, e.ms / 1000);
         break;
