@@ -11,7 +11,8 @@ import type { Config } from './config/schema.js';
 import type { GroupMemoryInit } from './group/memory.js';
 import type { OptimizerState } from './train/optim.js';
 import type { Batch, MetricName } from './workloads/workload.js';
-import type { Split, TokenDtype } from './workloads/lm/corpus/store.js';
+import type { Split, TokenDtype, TokenizerMeta } from './workloads/lm/corpus/store.js';
+import type { TextEncoding } from './workloads/lm/corpus/inputs.js';
 import type { DataCursor, GroupOrderSpec } from './workloads/lm/data/order.js';
 import type { CheckpointEvent, ExchangeEvent, RestartEvent, StepEvent, WarningEvent } from './train/events.js';
 import type { InjectedFault } from './train/group-trainer.js';
@@ -319,6 +320,60 @@ export interface ReadSpansRequest {
 }
 
 export type ReadSpansResult = Pick<ChunksReply, 'data' | 'dtype' | 'tokenOffset' | 'tokens'>;
+
+// ==============================================================================================================
+/**
+ * The encoder actor's protocol (`codistill ingest` on every core): a piscina pool whose workers each load the
+ * corpus tokenizer once (EncoderData, the pool's workerData) and then turn runs of consecutive documents into
+ * token ids. Every request gets one reply, errors as data; the ids come back in one transferred buffer, and the
+ * ingest hands a spent buffer back with a later request, so that the pool keeps reusing the same memory.
+ */
+
+/** What every encoder loads at its start. */
+export interface EncoderData {
+  tokenizer: TokenizerMeta;
+  /** The corpus dtype the ids are written in. */
+  dtype: TokenDtype;
+}
+
+/** A document to encode: a byte range of a file, read in the file's encoding. */
+export interface EncodeDocument {
+  path: string;
+  encoding: TextEncoding;
+  start: number;
+  end: number;
+}
+
+export interface EncodeRequest {
+  type: 'encode';
+  documents: EncodeDocument[];
+  /** A spent buffer to fill (moved); a larger one is allocated when it is missing or too small. */
+  out?: ArrayBuffer;
+}
+
+/**
+ * The documents' ids, each followed by the end-of-document token. `data` holds, in order, the token count of each
+ * document (a Uint32Array of `documents.length`, its end-of-document token included), then from byte `tokenOffset`
+ * the ids of all of them, in the corpus dtype.
+ */
+export interface EncodedReply {
+  type: 'encoded';
+  data: ArrayBuffer;
+  documents: number;
+  tokenOffset: number;
+  tokens: number;
+}
+
+export interface EncodeErrorReply {
+  type: 'error';
+  /** Names the file: "input file a.txt got shorter while being read". */
+  message: string;
+  /** The input is at fault (a CorpusError: the same documents fail on any worker), not the encoder. */
+  input: boolean;
+  stack?: string;
+}
+
+export type EncodeReply = EncodedReply | EncodeErrorReply;
 
 // ==============================================================================================================
 /**

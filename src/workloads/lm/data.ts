@@ -3,6 +3,7 @@
  * store, its validation windows, and each group's token stream from the reader pool.
  */
 import { readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { compact, bytes } from '../../util/progress.js';
@@ -11,6 +12,8 @@ import { lmConfig } from './config.js';
 import { storePathProblem } from '../records-data.js';
 import { Corpus, CorpusError, SPLITS } from './corpus/store.js';
 import type { IngestPhase, InvalidUtf8Summary } from './corpus/ingest.js';
+import { isPartsFolder, MANIFEST, partLabel, partName } from './corpus/parts-folder.js';
+import type { PartsProgress } from './corpus/parts.js';
 import { type BatchStream, type ReaderPool, createReaderPool, openBatchStream, readValidationWindows } from './data/batches.js';
 import { asBatch } from './tokens.js';
 
@@ -35,7 +38,8 @@ class TokenStream implements TrainStream {
 
 export async function open(config: Config): Promise<WorkloadData> {
   const c = lmConfig(config);
-  const problem = storePathProblem(c.corpus.path, 'corpus.path', 'corpus store');
+  // A corpus in parts is a folder of stores: Corpus.open says what it lacks, if anything.
+  const problem = isPartsFolder(c.corpus.path) ? undefined : storePathProblem(c.corpus.path, 'corpus.path', 'corpus store');
   if (problem) throw new CorpusError(problem);
   const corpus = Corpus.open(c.corpus.path);
   const classes = corpus.meta.tokenizer.vocabSize;
@@ -73,24 +77,28 @@ export async function ingest(config: Config, opts: IngestOptions = {}): Promise<
   const c = lmConfig(config);
   if (opts.format && opts.format !== 'text') throw new CorpusError(`the language model ingests text files, not --format ${opts.format}`);
   const corpus = opts.inputs?.length ? { ...c.corpus, inputs: opts.inputs } : c.corpus;
+  const storePath = opts.part ? join(corpus.path, partName(opts.part)) : corpus.path;
   let phase: IngestPhase | undefined;
   const result = await ingestCorpus({
     corpus,
     seed: corpus.splitSeed,
     force: opts.force,
+    threads: c.ingest.threads || availableParallelism(),
+    part: opts.part,
     onProgress(p) {
       const sink = opts.progress;
       if (!sink) return;
       if (p.phase !== phase) {
         phase = p.phase;
         // The write phase is one commit (metadata, then a rename): nothing to measure, just say what happens.
-        if (phase === 'write') sink.line(`write    : committing ${corpus.path}`);
+        if (phase === 'write') sink.line(`write    : committing ${storePath}`);
         else sink.phase(phase.padEnd(9), p.bytesTotal, 'B');
       }
       if (p.phase !== 'write') sink.update(p.bytesDone, p.phase === 'encode' ? { docs: p.documents, tokens: p.tokens } : { docs: p.documents });
     },
   });
   const { meta } = result;
+  const what = opts.part ? `${partLabel(opts.part)} of the corpus in ${corpus.path}` : `corpus at ${corpus.path}`;
   return {
     upToDate: result.skipped,
     header: ['split', 'documents', 'tokens', 'shards'],
@@ -100,14 +108,26 @@ export async function ingest(config: Config, opts: IngestOptions = {}): Promise<
     }),
     notes: [
       result.skipped
-        ? `corpus at ${corpus.path} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
-        : `ingested ${meta.inputs.files.length - result.invalidUtf8.skipped} file(s) in ${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s`,
+        ? `${what} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
+        : `ingested ${meta.inputs.files.length - result.invalidUtf8.skipped} file(s) into ${opts.part ? what : corpus.path} in ` +
+          `${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s on ${result.threads} encoder thread(s)`,
       ...invalidUtf8Notes(result.invalidUtf8),
-      `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}), ` +
-        `${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
-      `store ${corpus.path}, ${bytes(diskUsage(corpus.path))} on disk`,
+      `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}` +
+        `${corpus.tokenizer ? `, from ${corpus.tokenizer}` : ''}), ${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
+      `store ${storePath}, ${bytes(diskUsage(storePath))} on disk`,
+      ...(result.parts ? [partsNote(corpus.path, result.parts)] : []),
     ],
   };
+}
+
+/** Where a corpus in parts stands after one of its parts: finished (its manifest written), or which parts it waits for. */
+function partsNote(dir: string, p: PartsProgress): string {
+  if (p.manifest) {
+    const tokens = p.manifest.parts.reduce((sum, part) => sum + part.splits.train.tokens + part.splits.validation.tokens, 0);
+    return `all ${p.count} parts are built: ${join(dir, MANIFEST)} written, the corpus (${compact(tokens)} tokens) is ready to train on`;
+  }
+  const list = (ids: number[]) => (ids.length > 8 ? `${ids.slice(0, 8).join(', ')}, ...` : ids.join(', '));
+  return `${p.built.length} of ${p.count} parts built; waiting for part(s) ${list(p.missing)} (the last part to finish writes the manifest)`;
 }
 
 /** The ingest summary's lines on input that was not valid UTF-8 (corpus.invalidUtf8), like the click rows' skipped ones. */

@@ -212,6 +212,32 @@ export async function scanFile(
   return { ...file, bytes: offset, sha256, documents };
 }
 
+/**
+ * Scans files one after the other (scanFile); `onProgress` gets the bytes read of all of them and the documents found
+ * so far, after every chunk and once at the end.
+ */
+export async function scanFiles(
+  files: readonly InputFile[],
+  maxDocumentBytes: number,
+  invalidUtf8: InvalidUtf8Policy,
+  onProgress: (bytesDone: number, bytesTotal: number, documents: number) => void = () => {},
+): Promise<ScannedFile[]> {
+  const bytesTotal = files.reduce((sum, f) => sum + f.bytes, 0);
+  let bytesDone = 0;
+  let documents = 0;
+  const scanned: ScannedFile[] = [];
+  for (const file of files) {
+    const done = await scanFile(file, maxDocumentBytes, (n) => {
+      bytesDone += n;
+      onProgress(bytesDone, bytesTotal, documents);
+    }, invalidUtf8);
+    scanned.push(done);
+    documents += done.documents.length;
+  }
+  onProgress(bytesDone, bytesTotal, documents);
+  return scanned;
+}
+
 /** The largest cut <= limit that does not split a UTF-8 character (bytes 10xxxxxx continue one). */
 function characterBoundary(
   chunk: Uint8Array,
@@ -231,7 +257,7 @@ function characterBoundary(
  * A document's text in pieces of at most TEXT_CHUNK bytes (never splitting a character). Pieces this small die
  * young in V8's nursery; whole documents would be megabyte strings that only a full collection frees.
  */
-export async function* readDocumentChunks(file: InputFile, span: DocumentSpan): AsyncGenerator<string> {
+export async function* readDocumentChunks(file: Pick<InputFile, 'path' | 'encoding'>, span: DocumentSpan): AsyncGenerator<string> {
   const decoder = new TextDecoder(file.encoding);
   const fh = await open(file.path, 'r');
   try {
