@@ -131,10 +131,6 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         '`codistill tokenizer learn -s corpus.tokenizer=FILE` (or name an existing corpus) and set corpus.tokenizer to it for every part',
     );
   }
-  const path = part ? preparePartsFolder(corpus.path, part) : corpus.path;
-  removeAbandonedWrites(path);
-  const listed = listInputs(corpus.inputs);
-  const files = part ? filesOfPart(listed, part) : listed;
   const shared = corpus.tokenizer ? readTokenizerSource(corpus.tokenizer) : undefined;
   if (shared && shared.vocabSize > corpus.vocabSize) {
     throw new CorpusError(
@@ -142,6 +138,10 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         `set corpus.vocabSize=${shared.vocabSize} (the models are sized by it)`,
     );
   }
+  const listed = listInputs(corpus.inputs);
+  const files = part ? filesOfPart(listed, part) : listed;
+  const path = part ? preparePartsFolder(corpus.path, part) : corpus.path;
+  removeAbandonedWrites(path);
   const listing = part ? listingFingerprint(listed) : '';
   const partSettings: Settings = part ? { part: `${part.index}/${part.count}`, listing } : {};
   const settingsFor = (invalidInputs: boolean) => ({ ...settingsOf(corpus, seed, invalidInputs, shared), ...partSettings });

@@ -113,7 +113,11 @@ export function readManifest(dir: string): CorpusManifest {
 export function writeManifest(dir: string, manifest: CorpusManifest): void {
   // Named by host and process: parts finishing at once on several machines of a shared file system never collide.
   const tmp = join(dir, `${MANIFEST}.${hostname()}-${process.pid}.tmp`);
-  writeFileSync(tmp, `${JSON.stringify(manifest, null, 1)}\n`, { flush: true });
+  // A line a part, so that a manifest of thousands of parts stays readable.
+  const { parts, ...rest } = manifest;
+  const head = JSON.stringify(rest, null, 1).slice(0, -2);
+  const text = `${head},\n "parts": [\n${parts.map((p) => `  ${JSON.stringify(p)}`).join(',\n')}\n ]\n}\n`;
+  writeFileSync(tmp, text, { flush: true });
   renameSync(tmp, join(dir, MANIFEST));
 }
 

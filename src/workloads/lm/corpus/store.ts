@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbEnvironment } from '../../../store/lmdb-check.js';
 import { CorpusError } from './errors.js';
-import { isPartsFolder, MANIFEST, partLabel, type PartRef, readManifest } from './parts-folder.js';
+import { isPartsFolder, MANIFEST, partLabel, type PartRef, readManifest, scanPartsFolder } from './parts-folder.js';
 import { PartsLayout } from './parts-layout.js';
 
 export const CORPUS_FORMAT = 'codistill-corpus';
@@ -168,6 +168,15 @@ export class Corpus {
    * and the content the manifest was written for; each failure names the part and how to build it again.
    */
   private static openParts(path: string): Corpus {
+    const folder = scanPartsFolder(path);
+    if (!folder.manifest) {
+      const [count, built] = [...folder.counts][0];
+      const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !built.includes(i));
+      const next = missing.length > 0 ? `build ${partLabel({ index: missing[0], count })} with \`codistill ingest --part ${missing[0]}/${count}\`` : `re-run any part (\`codistill ingest --part 0/${count}\`) to write it`;
+      throw new CorpusError(
+        `corpus ${path} is not finished: it holds ${built.length} of its ${count} parts and no manifest (the last part to finish writes it): ${next}`,
+      );
+    }
     const manifest = readManifest(path);
     const count = manifest.parts.length;
     const rebuild = (index: number) => `\`codistill ingest --part ${index}/${count}\` (with the config and inputs of the other parts)`;
