@@ -13,10 +13,11 @@
  */
 import { workerData } from 'node:worker_threads';
 import { Piscina } from 'piscina';
-import type { EncodeReply, EncodeRequest, EncodedReply, EncoderData } from '../src/protocol.js';
+import type { EncodeRequest, EncodedReply, EncoderData } from '../src/protocol.js';
 import { readDocumentChunks } from '../src/workloads/lm/corpus/inputs.js';
 import { bytesPerToken, type TokenArray, tokenArrayType } from '../src/workloads/lm/corpus/store.js';
 import { type CorpusTokenizer, loadTokenizer } from '../src/workloads/lm/corpus/tokenizer.js';
+import { errorReply } from '../src/workloads/lm/corpus/worker-tasks.js';
 
 let tokenizer: CorpusTokenizer | undefined;
 
@@ -68,8 +69,6 @@ export default async function handler(req: EncodeRequest): Promise<unknown> {
     const movable = { [Piscina.transferableSymbol]: [reply.data], [Piscina.valueSymbol]: reply };
     return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]);
   } catch (err) {
-    const e = err instanceof Error ? err : new Error(String(err));
-    const reply: EncodeReply = { type: 'error', message: e.message, input: e.name === 'CorpusError', stack: e.stack };
-    return reply;
+    return errorReply(err);
   }
 }

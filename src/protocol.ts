@@ -12,7 +12,8 @@ import type { GroupMemoryInit } from './group/memory.js';
 import type { OptimizerState } from './train/optim.js';
 import type { Batch, MetricName } from './workloads/workload.js';
 import type { Split, TokenDtype, TokenizerMeta } from './workloads/lm/corpus/store.js';
-import type { TextEncoding } from './workloads/lm/corpus/inputs.js';
+import type { InputFile, InvalidUtf8Policy, ScannedFile, TextEncoding } from './workloads/lm/corpus/inputs.js';
+import type { WorkerErrorReply } from './workloads/lm/corpus/worker-tasks.js';
 import type { DataCursor, GroupOrderSpec } from './workloads/lm/data/order.js';
 import type { CheckpointEvent, ExchangeEvent, RestartEvent, StepEvent, WarningEvent } from './train/events.js';
 import type { InjectedFault } from './train/group-trainer.js';
@@ -323,11 +324,23 @@ export type ReadSpansResult = Pick<ChunksReply, 'data' | 'dtype' | 'tokenOffset'
 
 // ==============================================================================================================
 /**
- * The encoder actor's protocol (`codistill ingest` on every core): a piscina pool whose workers each load the
- * corpus tokenizer once (EncoderData, the pool's workerData) and then turn runs of consecutive documents into
- * token ids. Every request gets one reply, errors as data; the ids come back in one transferred buffer, and the
- * ingest hands a spent buffer back with a later request, so that the pool keeps reusing the same memory.
+ * The ingest's actors (`codistill ingest` on every core), each a piscina pool, each request one run of consecutive
+ * items and one reply, errors as data (WorkerErrorReply, which says whether the input is at fault).
+ *
+ * The scanner checks input files and cuts them into documents (corpus/inputs.ts, scanFile). The encoder loads the
+ * corpus tokenizer once (EncoderData, its pool's workerData) and turns documents into token ids, which come back in
+ * one transferred buffer; the ingest hands a spent buffer back with a later request, so that the pool keeps reusing
+ * the same memory.
  */
+
+export interface ScanRequest {
+  type: 'scan';
+  files: InputFile[];
+  maxDocumentBytes: number;
+  invalidUtf8: InvalidUtf8Policy;
+}
+
+export type ScanReply = { type: 'scanned'; files: ScannedFile[] } | WorkerErrorReply;
 
 /** What every encoder loads at its start. */
 export interface EncoderData {
@@ -364,16 +377,7 @@ export interface EncodedReply {
   tokens: number;
 }
 
-export interface EncodeErrorReply {
-  type: 'error';
-  /** Names the file: "input file a.txt got shorter while being read". */
-  message: string;
-  /** The input is at fault (a CorpusError: the same documents fail on any worker), not the encoder. */
-  input: boolean;
-  stack?: string;
-}
-
-export type EncodeReply = EncodedReply | EncodeErrorReply;
+export type EncodeReply = EncodedReply | WorkerErrorReply;
 
 // ==============================================================================================================
 /**

@@ -71,3 +71,12 @@ t.test('a file that changes while the workers encode is an error naming it, and 
   await t.rejects(failing, { name: 'CorpusError', message: /input file .*text-007\.txt got shorter while being read/ });
   t.same(readdirSync(dir).sort(), ['learned', 'text'], 'no store, and no partial one');
 });
+
+t.test('with the scan on several threads, an input error is the first bad file in listing order', async (t) => {
+  const { dir, inputs, corpus } = setup(t);
+  writeFileSync(join(inputs, 'set-01', 'zz-binary.txt'), Buffer.from([0x61, 0x62, 0, 0x63]));
+  writeFileSync(join(inputs, 'set-00', 'zz-latin-1.txt'), Buffer.from('caf\xe9\n', 'latin1'));
+  const failing = ingest({ corpus, seed: 3, threads: 2 });
+  await t.rejects(failing, { name: 'CorpusError', message: /input file .*set-00\/zz-latin-1\.txt is not valid UTF-8 at byte offset 3 \(line 1, byte 4/ });
+  t.same(readdirSync(dir).sort(), ['text'], 'no store');
+});

@@ -3,8 +3,9 @@
  * (actors/encoder.ts), and their ids come back task by task in document order, whatever order the workers finish
  * in. The ingest packs them into shards in that order, so the shards are those of one thread.
  *
- * Memory stays flat: at most a few tasks per worker are in flight or waiting to be packed (a task is about
- * TASK_BYTES of text, or one document when that is longer), and the spent buffers go back to the workers.
+ * Memory stays flat: at most a few tasks per worker are in flight or waiting to be packed (a task is about a
+ * megabyte of text, or one document when that is longer, worker-tasks.ts), and the spent buffers go back to the
+ * workers.
  *
  * Workers load compiled JavaScript (dist/actors/encoder.js): run `npm run build` first.
  */
@@ -14,11 +15,8 @@ import { actorFile } from '../../../util/paths.js';
 import { CorpusError } from './errors.js';
 import type { PlannedDocument } from './plan.js';
 import { type TokenArray, type TokenDtype, type TokenizerMeta, tokenArrayType } from './store.js';
+import { cutTasks, workerError } from './worker-tasks.js';
 
-/** Text a task holds at most (a longer document is a task of its own): about a tenth of a second of encoding. */
-const TASK_BYTES = 1 << 20;
-/** ...and at least, when a small input is spread over the workers. */
-const MIN_TASK_BYTES = 16 << 10;
 /** Tasks in flight or waiting, per worker: enough that none waits while the ingest packs what came back. */
 const AHEAD_PER_WORKER = 3;
 
@@ -32,25 +30,9 @@ export interface EncodedTask {
   buffer: ArrayBuffer;
 }
 
-/** Cuts documents into tasks of consecutive ones, about `bytes` of text each, so every worker gets several. */
-export function encodeTasks(docs: readonly PlannedDocument[], threads: number): PlannedDocument[][] {
-  const total = docs.reduce((sum, d) => sum + d.span.end - d.span.start, 0);
-  const target = Math.min(TASK_BYTES, Math.max(MIN_TASK_BYTES, Math.ceil(total / (threads * 4))));
-  const tasks: PlannedDocument[][] = [];
-  let task: PlannedDocument[] = [];
-  let bytes = 0;
-  for (const doc of docs) {
-    task.push(doc);
-    bytes += doc.span.end - doc.span.start;
-    if (bytes >= target) {
-      tasks.push(task);
-      task = [];
-      bytes = 0;
-    }
-  }
-  if (task.length > 0) tasks.push(task);
-  return tasks;
-}
+/** Cuts documents into tasks of consecutive ones, so every worker gets several. */
+export const encodeTasks = (docs: readonly PlannedDocument[], threads: number): PlannedDocument[][] =>
+  cutTasks(docs, (d) => d.span.end - d.span.start, threads);
 
 export class EncoderPool {
   readonly threads: number;
@@ -79,7 +61,7 @@ export class EncoderPool {
     ask();
     for (let t = 0; t < tasks.length; t++) {
       const reply = await pending.shift()!;
-      if (reply.type === 'error') throw encoderError(reply);
+      if (reply.type === 'error') throw workerError('encoder', reply);
       ask();
       yield this.unpack(tasks[t], reply);
     }
@@ -102,25 +84,17 @@ export class EncoderPool {
       out,
     };
     const reply = this.piscina.run(request, { transferList: out ? [out] : [] }).catch(
-      (err: unknown): EncodeReply => ({ type: 'error', message: `an encoder worker failed: ${(err as Error).message}`, input: false }),
+      (err: unknown): EncodeReply => ({ type: 'error', message: `a worker failed: ${(err as Error).message}`, input: false }),
     );
     return reply;
   }
 
   private unpack(documents: readonly PlannedDocument[], reply: EncodedReply): EncodedTask {
     if (reply.documents !== documents.length) {
-      throw new CorpusError(`an encoder answered for ${reply.documents} documents, not the task's ${documents.length}`);
+      throw new Error(`encoder: it answered for ${reply.documents} documents, not the task's ${documents.length}`);
     }
     const counts = new Uint32Array(reply.data, 0, reply.documents);
     const ids = new (tokenArrayType(this.dtype))(reply.data, reply.tokenOffset, reply.tokens);
     return { documents, ids, counts, buffer: reply.data };
   }
-}
-
-/** An encoder's error reply as the error to throw: the input's (a CorpusError naming the file) or the worker's. */
-function encoderError(reply: Extract<EncodeReply, { type: 'error' }>): Error {
-  if (reply.input) return new CorpusError(reply.message);
-  const err = new Error(`encoder: ${reply.message}`);
-  if (reply.stack) err.stack = `${err.message}\n(in the encoder worker)\n${reply.stack}`;
-  return err;
 }

@@ -2,8 +2,8 @@
  * `codistill ingest`: text files in, a token corpus store out (or, with a part, one part of a corpus in parts).
  *
  *   1. scan       list the inputs (a part keeps its share of them, parts.ts); read each file once to check it (empty,
- *                 binary, UTF-8), hash it and cut it into documents. Every input error surfaces here, before any slow
- *                 work.
+ *                 binary, UTF-8), hash it and cut it into documents, on `threads` scanner workers (scan-pool.ts).
+ *                 Every input error surfaces here, before any slow work.
  *   2. decide     fingerprint inputs + settings; the same fingerprint as the store at the path is a no-op, another
  *                 one is refused unless `force`. When no file's size or modification time changed, the stored
  *                 content hashes are trusted and step 1's reading is skipped entirely.
@@ -20,7 +20,7 @@
 import { availableParallelism } from 'node:os';
 import type { CorpusConfig } from '../config.js';
 import { EncoderPool, encodeTasks } from './encode-pool.js';
-import { listInputs, scanFiles } from './inputs.js';
+import { listInputs } from './inputs.js';
 import {
   describeChange,
   fingerprintFromStore,
@@ -49,6 +49,7 @@ import {
   tokenArrayType,
 } from './store.js';
 import { checkVocabSize } from './tokenizer.js';
+import { scanInParallel } from './scan-pool.js';
 import { readTokenizerSource } from './tokenizer-file.js';
 import { learnTokenizer } from './tokenizer-learn.js';
 
@@ -175,7 +176,8 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     if (unchanged(fingerprintFromStore(files, existing.meta, settingsFor(hadInvalid)))) return upToDate(existing.meta);
   }
 
-  const scanned = await scanFiles(files, corpus.maxDocumentBytes, corpus.invalidUtf8, (bytesDone, bytesTotal, documents) =>
+  const threads = opts.threads ?? availableParallelism();
+  const scanned = await scanInParallel(files, corpus.maxDocumentBytes, corpus.invalidUtf8, threads, (bytesDone, bytesTotal, documents) =>
     report({ phase: 'scan', bytesDone, bytesTotal, tokens: 0, documents }),
   );
   const settings = settingsFor(scanned.some((f) => f.invalidUtf8 !== undefined));
@@ -205,7 +207,8 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   const tokenizer = shared ?? (await learnTokenizer(docs, corpus, report)).meta;
   const writer = new CorpusWriter(path);
   try {
-    const { splits, threads } = await encodeAll(docs, tokenizer, writer, corpus.shardTokens, opts.threads ?? availableParallelism(), report);
+    const encoded = await encodeAll(docs, tokenizer, writer, corpus.shardTokens, threads, report);
+    const { splits } = encoded;
     const meta: CorpusMeta = {
       format: CORPUS_FORMAT,
       version: CORPUS_FORMAT_VERSION,
@@ -240,7 +243,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       invalidUtf8: invalidUtf8Summary(meta),
       seconds,
       tokensPerSecond: tokens / seconds,
-      threads,
+      threads: encoded.threads,
       path,
       ...(part ? { parts: completeParts(corpus.path, part.count) } : {}),
     };
