@@ -41,13 +41,15 @@ t.test('a corpus learned, ingested in 2 parts by launcher index and trained on a
 t.test('--part errors are one line naming the flag, with exit code 2', async (t) => {
   const dir = t.testdir();
   writeTextCorpus(join(dir, 'text'), { files: 2, bytes: 2_000, seed: 3 });
-  const cases: [string[], RegExp][] = [
-    [['--part', '/2'], /--part without an index needs JOB_COMPLETION_INDEX or SLURM_PROCID in the environment/],
-    [['--part', 'x'], /option '--part <i\/P>' argument 'x' is invalid\. expected i\/P/],
-    [['--format', 'criteo', '--part', '0/2'], /the click workload does not build its store in parts: drop --part/],
+  const slurmArrayTask = { SLURM_ARRAY_TASK_ID: '1', SLURM_PROCID: '0' };
+  const cases: [string[], Record<string, string>, RegExp][] = [
+    [['--part', '/2'], {}, /--part without an index needs JOB_COMPLETION_INDEX or SLURM_PROCID in the environment/],
+    [['--part', '/2'], slurmArrayTask, /in a Slurm job array every task is SLURM_PROCID 0: name the part with --part \$SLURM_ARRAY_TASK_ID\/2/],
+    [['--part', 'x'], {}, /option '--part <i\/P>' argument 'x' is invalid\. expected i\/P/],
+    [['--format', 'criteo', '--part', '0/2'], {}, /the click workload does not build its store in parts: drop --part/],
   ];
-  for (const [args, error] of cases) {
-    const r = codistill(['ingest', 'text', ...args], dir);
+  for (const [args, launcher, error] of cases) {
+    const r = codistill(['ingest', 'text', ...args], dir, launcher);
     t.equal(r.status, 2, `${args.join(' ')}: exit 2`);
     t.match(r.stderr, error);
     t.notMatch(r.stderr, /\n\s+at /, 'no stack trace');

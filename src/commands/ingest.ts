@@ -122,6 +122,10 @@ export async function ingestCommand(
   if (flags.part) {
     if (!workload.ingestsInParts) throw new ConfigError(`the ${workload.kind} workload does not build its store in parts: drop --part`);
     const { count } = flags.part;
+    // Each task of a Slurm job array runs alone, as SLURM_PROCID 0: every one of them would build part 0.
+    if (flags.part.index === undefined && !process.env.JOB_COMPLETION_INDEX && process.env.SLURM_ARRAY_TASK_ID) {
+      throw new ConfigError(`in a Slurm job array every task is SLURM_PROCID 0: name the part with --part $SLURM_ARRAY_TASK_ID/${count}`);
+    }
     const index = launchIndexOf(flags.part.index, { flag: '--part', what: 'part', count, countSource: `the corpus is built in ${count} parts` });
     part = { index, count };
   }

@@ -35,7 +35,7 @@ export const corpusSchema = z.strictObject({
 
 export const ingestSchema = z.strictObject({
   threads: int(0).max(256).default(0)
-    .describe('worker threads that tokenize documents during `codistill ingest` (0 = one per core); the shards are the same whatever the count'),
+    .describe('worker threads that scan the input files and tokenize the documents during `codistill ingest` (0 = one per core); the shards are the same whatever the count'),
 });
 
 export const modelSchema = z.strictObject({
