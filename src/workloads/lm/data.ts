@@ -1,6 +1,7 @@
 /**
  * The language model's data side, loaded only where data is opened or ingested (not by every actor): the corpus
- * store, its validation windows, and each group's token stream from the reader pool.
+ * store (ingested in one piece or in parts, with the tokenizer learned ahead of parts), its validation windows, and
+ * each group's token stream from the reader pool.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';

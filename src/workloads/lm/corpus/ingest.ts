@@ -71,7 +71,7 @@ export interface IngestOptions {
   seed: number;
   /** Replace a store built from other inputs or settings (or in another format) instead of refusing. */
   force?: boolean;
-  /** Encoder worker threads (ingest.threads; default one per core). The shards do not depend on it. */
+  /** Worker threads that scan and encode (ingest.threads; default one per core). The shards do not depend on it. */
   threads?: number;
   /**
    * Ingest only this part of the inputs, into its own store in the folder at corpus.path (a corpus in parts); the
@@ -90,7 +90,7 @@ export interface IngestResult {
   seconds: number;
   /** Tokens written per second of the whole ingest (0 when skipped). */
   tokensPerSecond: number;
-  /** Encoder threads that ran (at most one per task of documents; 0 when skipped). */
+  /** Encoder threads that ran (at most one per task of documents; 0 when nothing was encoded). */
   threads: number;
   /** The store written: corpus.path, or the part's store in it. */
   path: string;
@@ -126,19 +126,7 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   const elapsed = () => (performance.now() - started) / 1000;
 
   checkVocabSize(corpus.vocabSize); // a settings error should not wait for a scan of the whole input
-  if (part && !corpus.tokenizer) {
-    throw new CorpusError(
-      `--part ${part.index}/${part.count} needs the tokenizer every part shares: learn it once with ` +
-        '`codistill tokenizer learn -s corpus.tokenizer=FILE` (or name an existing corpus) and set corpus.tokenizer to it for every part',
-    );
-  }
-  const shared = corpus.tokenizer ? readTokenizerSource(corpus.tokenizer) : undefined;
-  if (shared && shared.vocabSize > corpus.vocabSize) {
-    throw new CorpusError(
-      `corpus.tokenizer ${corpus.tokenizer} has ${shared.vocabSize} tokens but corpus.vocabSize = ${corpus.vocabSize}: ` +
-        `set corpus.vocabSize=${shared.vocabSize} (the models are sized by it)`,
-    );
-  }
+  const shared = givenTokenizer(corpus, part);
   const listed = listInputs(corpus.inputs);
   const files = part ? filesOfPart(listed, part) : listed;
   const path = part ? preparePartsFolder(corpus.path, part) : corpus.path;
@@ -251,6 +239,25 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     await writer.abort();
     throw err;
   }
+}
+
+/** The tokenizer corpus.tokenizer gives (a part must have one), checked against corpus.vocabSize; undefined: learn one. */
+function givenTokenizer(corpus: CorpusConfig, part: PartRef | undefined): TokenizerMeta | undefined {
+  if (part && !corpus.tokenizer) {
+    throw new CorpusError(
+      `--part ${part.index}/${part.count} needs the tokenizer every part shares: learn it once with ` +
+        '`codistill tokenizer learn -s corpus.tokenizer=FILE` (or name an existing corpus) and set corpus.tokenizer to it for every part',
+    );
+  }
+  if (!corpus.tokenizer) return undefined;
+  const shared = readTokenizerSource(corpus.tokenizer);
+  if (shared.vocabSize > corpus.vocabSize) {
+    throw new CorpusError(
+      `corpus.tokenizer ${corpus.tokenizer} has ${shared.vocabSize} tokens but corpus.vocabSize = ${corpus.vocabSize}: ` +
+        `set corpus.vocabSize=${shared.vocabSize} (the models are sized by it)`,
+    );
+  }
+  return shared;
 }
 
 /**

@@ -10,6 +10,9 @@
  *
  * Writers build a store in a temporary sibling directory and rename it into place on success, so a reader never sees
  * a half-written corpus and a failed ingest leaves nothing behind.
+ *
+ * A corpus built in parts is a folder of such stores and a manifest (parts-folder.ts); `Corpus` reads it as one
+ * corpus, its shards numbered as parts-layout.ts says, so that what reads a corpus never asks which kind it is.
  */
 import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
