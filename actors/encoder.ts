@@ -21,7 +21,7 @@ import { errorReply } from '../src/workloads/lm/corpus/worker-tasks.js';
 
 let tokenizer: CorpusTokenizer | undefined;
 
-async function encode(req: EncodeRequest, tok: CorpusTokenizer, { dtype }: EncoderData): Promise<EncodedReply> {
+function encode(req: EncodeRequest, tok: CorpusTokenizer, { dtype }: EncoderData): EncodedReply {
   const docs = req.documents;
   const width = bytesPerToken(dtype);
   const Ids = tokenArrayType(dtype);
@@ -48,7 +48,7 @@ async function encode(req: EncodeRequest, tok: CorpusTokenizer, { dtype }: Encod
   for (const [i, doc] of docs.entries()) {
     const start = n;
     const stream = tok.encodeStream(emit);
-    for await (const text of readDocumentChunks(doc, doc)) stream.push(text);
+    for (const text of readDocumentChunks(doc, doc)) stream.push(text);
     stream.end();
     room(1);
     ids[n++] = tok.eod;
@@ -59,12 +59,12 @@ async function encode(req: EncodeRequest, tok: CorpusTokenizer, { dtype }: Encod
 }
 
 /** The piscina task handler: one request, one reply (its buffer moved, not copied). */
-export default async function handler(req: EncodeRequest): Promise<unknown> {
+export default function handler(req: EncodeRequest): unknown {
   try {
     if (req?.type !== 'encode') throw new Error(`unknown request type "${String(req?.type)}"`);
     const data = workerData as EncoderData;
     tokenizer ??= loadTokenizer(data.tokenizer);
-    const reply = await encode(req, tokenizer, data);
+    const reply = encode(req, tokenizer, data);
     // Piscina's Transferable shape (its symbols are not in its types): the reply, and the buffer to move with it.
     const movable = { [Piscina.transferableSymbol]: [reply.data], [Piscina.valueSymbol]: reply };
     return Piscina.move(movable as unknown as Parameters<typeof Piscina.move>[0]);

@@ -28,7 +28,7 @@ export async function learnTokenizer(
   const bytesTotal = sample.reduce((sum, d) => sum + d.span.end - d.span.start, 0);
   let bytesDone = 0;
   for (const [i, doc] of sample.entries()) {
-    for await (const text of readDocumentChunks(doc.file, doc.span)) trainer.add(text);
+    for (const text of readDocumentChunks(doc.file, doc.span)) trainer.add(text);
     trainer.endDocument();
     bytesDone += doc.span.end - doc.span.start;
     report({ phase: 'tokenizer', bytesDone, bytesTotal, tokens: 0, documents: i + 1 });
