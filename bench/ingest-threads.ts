@@ -1,6 +1,7 @@
 /**
  * Ingest on 1 and on 2 encoder threads, on at least 2 GB of input, in the same run: tokens/s of each, their ratio,
- * each run's peak RSS, and whether the two stores hold the same shards.
+ * each run's peak RSS, and whether the two stores hold the same shards. Then 2 threads on a tenth of the input: its
+ * peak RSS against the whole input's says whether memory stays flat as the input grows.
  *
  *   npm run bench -- ingest-threads                      # 2048 MB of input
  *   npm run build && node dist/bench/ingest-threads.js --mb 300
@@ -12,7 +13,7 @@
  * after the input has been read once, so both find it in the page cache and each peak RSS is that ingest's alone.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -63,6 +64,14 @@ export async function benchIngestThreads(opts: { mb?: number } = {}): Promise<Re
     }
     const [one, two] = runs;
     out['shards_equal'] = out['threads_1.shards_sha256'] === out['threads_2.shards_sha256'] ? 'yes' : 'NO';
+    rmSync(join(root, 'corpus-2'), { recursive: true, force: true });
+    // The input's first copies of the bundled text, a tenth of it (repeatBundled writes a folder a copy).
+    const copies = readdirSync(inputDir).sort();
+    const tenth = copies.slice(0, Math.max(1, Math.round(copies.length / 10))).map((c) => join(inputDir, c));
+    const small = measureInChild(tenth, join(root, 'corpus-tenth'), { threads: 2, tokenizer });
+    out['tenth_threads_2.inputMB'] = small.inputMB;
+    out['tenth_threads_2.peakRssMB'] = small.peakRssMB;
+    out['peak_rss_ratio_whole_vs_tenth_at_2_threads'] = round(two.peakRssMB / small.peakRssMB);
     out['tokens_per_s_ratio_2_vs_1'] = round(two.tokensPerSecond / one.tokensPerSecond);
     out['peak_rss_ratio_2_vs_1'] = round(two.peakRssMB / one.peakRssMB);
     // What the paper's corpus would take at these rates: on one core, and per machine of two.

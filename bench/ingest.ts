@@ -75,8 +75,9 @@ export async function measure(inputs: string[], path: string, o: MeasureOptions 
 }
 
 /** The same measurement in a fresh process, so that its peak RSS is this ingest's alone. */
-export function measureInChild(inputDir: string, path: string, o: MeasureOptions = {}): RunStats {
-  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', inputDir, path, JSON.stringify(o)];
+export function measureInChild(inputs: string | string[], path: string, o: MeasureOptions = {}): RunStats {
+  const list = JSON.stringify(typeof inputs === 'string' ? [inputs] : inputs);
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', list, path, JSON.stringify(o)];
   const out = execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim().split('\n').pop()!) as RunStats;
 }
@@ -133,7 +134,8 @@ export async function benchIngest(opts: { bigMB?: number } = {}): Promise<Record
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    process.stdout.write(`${JSON.stringify(await measure([args[1]], args[2], JSON.parse(args[3] ?? '{}') as MeasureOptions))}\n`);
+    const inputs = JSON.parse(args[1]) as string[];
+    process.stdout.write(`${JSON.stringify(await measure(inputs, args[2], JSON.parse(args[3] ?? '{}') as MeasureOptions))}\n`);
   } else {
     const at = args.indexOf('--big-mb');
     const bigMB = at >= 0 ? Number(args[at + 1]) : undefined;
