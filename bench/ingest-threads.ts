@@ -11,10 +11,11 @@
  * own), and both ingests take it from corpus.tokenizer, as the parts of a corpus do: what is compared is the ingest
  * proper, scan, encode and write, which is what grows with the input. Each ingest runs in a fresh process of its own,
  * after the input has been read once, so both find it in the page cache and each peak RSS is that ingest's alone.
+ * On a shared machine, each run also says how many cores other work kept busy while it ran.
  */
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { LM_DEFAULTS } from '../src/workloads/lm/config.js';
@@ -40,6 +41,21 @@ function shardsDigest(path: string): string {
   }
 }
 
+/** The machine's CPU time counters (/proc/stat, Linux): busy and total, in clock ticks; undefined elsewhere. */
+function cpuTimes(): { busy: number; total: number } | undefined {
+  if (!existsSync('/proc/stat')) return undefined;
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = fields.reduce((sum, x) => sum + x, 0);
+  return { busy: total - fields[3] - fields[4], total }; // less idle and iowait
+}
+
+/** Cores kept busy by everything but the measured run, on average over it. */
+function othersBusyCores(a: ReturnType<typeof cpuTimes>, b: ReturnType<typeof cpuTimes>, run: RunStats): number | undefined {
+  if (!a || !b || b.total === a.total) return undefined;
+  const busyCoreSeconds = ((b.busy - a.busy) / (b.total - a.total)) * cpus().length * run.seconds;
+  return round(Math.max(0, busyCoreSeconds - run.cpuSeconds) / run.seconds);
+}
+
 export async function benchIngestThreads(opts: { mb?: number } = {}): Promise<Record<string, number | string>> {
   const mb = opts.mb ?? 2048;
   const root = mkdtempSync(join(tmpdir(), 'codistill-bench-ingest-threads-'));
@@ -56,9 +72,13 @@ export async function benchIngestThreads(opts: { mb?: number } = {}): Promise<Re
     const runs: RunStats[] = [];
     for (const threads of [1, 2]) {
       const store = join(root, `corpus-${threads}`);
+      const before = cpuTimes();
       const run = measureInChild(inputDir, store, { threads, tokenizer });
       runs.push(run);
       for (const [k, v] of Object.entries(run)) out[`threads_${threads}.${k}`] = v;
+      // This machine may be shared: the cores others kept busy meanwhile say how many were left to the ingest.
+      const others = othersBusyCores(before, cpuTimes(), run);
+      if (others !== undefined) out[`threads_${threads}.cores_busy_with_other_work`] = others;
       out[`threads_${threads}.shards_sha256`] = shardsDigest(store).slice(0, 16);
       if (threads === 2) rmSync(join(root, 'corpus-1'), { recursive: true, force: true });
     }

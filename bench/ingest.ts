@@ -30,6 +30,8 @@ export interface RunStats {
   maxRssMB: number;
   /** Encoder threads that ran. */
   threads: number;
+  /** CPU time of the whole process, all its threads. */
+  cpuSeconds: number;
 }
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
@@ -68,6 +70,7 @@ export async function measure(inputs: string[], path: string, o: MeasureOptions 
       peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6),
       maxRssMB: Math.round((process.resourceUsage().maxRSS * 1024) / 1e6), // maxRSS is in kilobytes
       threads: result.threads,
+      cpuSeconds: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6, 1),
     };
   } finally {
     clearInterval(sampler);
