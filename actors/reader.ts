@@ -17,9 +17,8 @@
  * cannot handle ends the serve task (the pool fails every feed). Fault injection: a `fault` message makes the reader
  * throw for a feed, or end its worker.
  */
-import { statSync } from 'node:fs';
 import { type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
-import { Corpus, asTokens, bytesPerToken, tokenArrayType } from '../src/workloads/lm/corpus/store.js';
+import { Corpus, asTokens, bytesPerToken, corpusIdentity, tokenArrayType } from '../src/workloads/lm/corpus/store.js';
 import { type DataOrder, type SpanPlanner, groupOrder } from '../src/workloads/lm/data/order.js';
 import type {
   FeedSpec, FromReader, ReadSpansRequest, ReadSpansResult, ServeRequest, ServeResult, ToReader,
@@ -27,7 +26,7 @@ import type {
 import { enactFault } from '../src/train/faults.js';
 import { RequestError } from '../src/util/actor.js';
 
-/** Open corpora by path, with the identity (device and inode) of the store directory they were opened at. */
+/** Open corpora by path, with the identity (corpusIdentity) of the store they were opened at. */
 const corpora = new Map<string, { corpus: Corpus; identity: string }>();
 
 /**
@@ -35,8 +34,7 @@ const corpora = new Map<string, { corpus: Corpus; identity: string }>();
  * identity means the cached handle reads a deleted store: reopen it (one stat per call).
  */
 function corpusAt(path: string): Corpus {
-  const st = statSync(path, { throwIfNoEntry: false });
-  const identity = st ? `${st.dev}:${st.ino}` : '';
+  const identity = corpusIdentity(path);
   const cached = corpora.get(path);
   if (cached && cached.identity === identity) return cached.corpus;
   if (cached) {

@@ -20,7 +20,7 @@ import { bundledInputs, readDocument } from '../src/workloads/lm/corpus/inputs.j
 
 const SMALL_MB = 50;
 
-interface RunStats {
+export interface RunStats {
   inputMB: number;
   seconds: number;
   tokens: number;
@@ -28,19 +28,33 @@ interface RunStats {
   MBps: number;
   peakRssMB: number;
   maxRssMB: number;
+  /** Encoder threads that ran. */
+  threads: number;
+  /** CPU time of the whole process, all its threads. */
+  cpuSeconds: number;
 }
 
 const round = (x: number, digits = 2): number => Number(x.toFixed(digits));
 
-/** Ingests `inputs` (empty: the bundled corpus) into `path` in this process, sampling RSS meanwhile. */
-async function measure(inputs: string[], path: string): Promise<RunStats> {
+/** How one measured ingest runs: its encoder threads (default one per core) and a tokenizer to take (corpus.tokenizer). */
+export interface MeasureOptions {
+  threads?: number;
+  tokenizer?: string;
+}
+
+/**
+ * Ingests `inputs` (empty: the bundled corpus) into `path` in this process, sampling RSS meanwhile (the encoder
+ * workers are threads of this process: their memory counts).
+ */
+export async function measure(inputs: string[], path: string, o: MeasureOptions = {}): Promise<RunStats> {
   let peak = process.memoryUsage().rss;
   const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
   try {
     let inputBytes = 0;
     const result = await ingest({
-      corpus: { ...LM_DEFAULTS.corpus, path, inputs },
+      corpus: { ...LM_DEFAULTS.corpus, path, inputs, tokenizer: o.tokenizer ?? '' },
       seed: DEFAULTS.seed,
+      threads: o.threads,
       onProgress: (p) => {
         if (p.phase === 'scan') inputBytes = p.bytesTotal;
       },
@@ -55,6 +69,8 @@ async function measure(inputs: string[], path: string): Promise<RunStats> {
       MBps: round(inputBytes / 1e6 / result.seconds, 1),
       peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6),
       maxRssMB: Math.round((process.resourceUsage().maxRSS * 1024) / 1e6), // maxRSS is in kilobytes
+      threads: result.threads,
+      cpuSeconds: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6, 1),
     };
   } finally {
     clearInterval(sampler);
@@ -62,14 +78,15 @@ async function measure(inputs: string[], path: string): Promise<RunStats> {
 }
 
 /** The same measurement in a fresh process, so that its peak RSS is this ingest's alone. */
-function measureInChild(inputDir: string, path: string): RunStats {
-  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', inputDir, path];
+export function measureInChild(inputs: string | string[], path: string, o: MeasureOptions = {}): RunStats {
+  const list = JSON.stringify(typeof inputs === 'string' ? [inputs] : inputs);
+  const args = [...process.execArgv, fileURLToPath(import.meta.url), '--child', list, path, JSON.stringify(o)];
   const out = execFileSync(process.execPath, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   return JSON.parse(out.trim().split('\n').pop()!) as RunStats;
 }
 
 /** Writes copies of the bundled corpus (as UTF-8) under `dir` until they hold `mb` MB. */
-async function repeatBundled(dir: string, mb: number): Promise<void> {
+export async function repeatBundled(dir: string, mb: number): Promise<void> {
   const texts: { name: string; text: string }[] = [];
   for (const file of bundledInputs()) {
     texts.push({ name: file.name.replaceAll('/', '_'), text: await readDocument(file, { start: 0, end: file.bytes }) });
@@ -120,7 +137,8 @@ export async function benchIngest(opts: { bigMB?: number } = {}): Promise<Record
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const args = process.argv.slice(2);
   if (args[0] === '--child') {
-    process.stdout.write(`${JSON.stringify(await measure([args[1]], args[2]))}\n`);
+    const inputs = JSON.parse(args[1]) as string[];
+    process.stdout.write(`${JSON.stringify(await measure(inputs, args[2], JSON.parse(args[3] ?? '{}') as MeasureOptions))}\n`);
   } else {
     const at = args.indexOf('--big-mb');
     const bigMB = at >= 0 ? Number(args[at + 1]) : undefined;

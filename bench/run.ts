@@ -2,7 +2,7 @@
  * Every benchmark, one after the other, each printing its ratios against a baseline measured in the same run.
  *
  *   npm run bench                 # all
- *   npm run bench -- training     # some: ingest click-ingest reader checkpoint snapshot-stores allreduce training workloads serve-load vs-pytorch
+ *   npm run bench -- training     # some: ingest ingest-threads click-ingest reader checkpoint snapshot-stores allreduce training workloads serve-load vs-pytorch
  *
  * Benchmarks are measurements, never pass/fail: the tests assert behaviour, not speed.
  */
@@ -10,6 +10,7 @@ import { benchAllReduce } from './allreduce.js';
 import { benchCheckpoint } from './checkpoint.js';
 import { benchClickIngest } from './click-ingest.js';
 import { benchIngest } from './ingest.js';
+import { benchIngestThreads } from './ingest-threads.js';
 import { benchReader } from './reader.js';
 import { benchServeLoad } from './serve-load.js';
 import { benchSnapshotStores } from './snapshot-stores.js';
@@ -23,7 +24,7 @@ const show = (title: string, rows: Record<string, unknown>) => {
   console.table(Object.fromEntries(Object.entries(rows).map(([k, v]) => [k, round(v)])));
 };
 
-const all = ['ingest', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads', 'serve-load', 'vs-pytorch'] as const;
+const all = ['ingest', 'ingest-threads', 'click-ingest', 'reader', 'checkpoint', 'snapshot-stores', 'allreduce', 'training', 'workloads', 'serve-load', 'vs-pytorch'] as const;
 const wanted = process.argv.slice(2).filter((a) => (all as readonly string[]).includes(a));
 const run = (name: (typeof all)[number]) => wanted.length === 0 || wanted.includes(name);
 
@@ -35,6 +36,7 @@ if (run('training')) {
   trainingRate = arms[0].positionsPerSecond;
 }
 if (run('ingest')) show('ingest (bundled corpus)', await benchIngest({}));
+if (run('ingest-threads')) show('ingest on 1 and 2 encoder threads, 2 GB of input', await benchIngestThreads());
 if (run('click-ingest')) show('click ingest (synthetic Criteo) vs a plain line split', await benchClickIngest());
 if (run('reader')) show('reader', await benchReader(trainingRate ? { trainingTokensPerSecond: trainingRate } : {}));
 if (run('checkpoint')) show('checkpoint', await benchCheckpoint());

@@ -9,7 +9,8 @@ import { ConfigError, loadConfig } from './config/load.js';
 import { builtInWorkloads, loadWorkload } from './workloads/registry.js';
 import type { Config } from './config/schema.js';
 import { configCommand } from './commands/config.js';
-import { ingestCommand } from './commands/ingest.js';
+import { ingestCommand, parsePartFlag, type PartFlag } from './commands/ingest.js';
+import { tokenizerLearnCommand } from './commands/tokenizer.js';
 import { resumeConfig, trainCommand } from './commands/train.js';
 import { startCommand } from './commands/start.js';
 import { experimentCommand } from './commands/experiment.js';
@@ -105,10 +106,27 @@ export function buildProgram(): Command {
     .argument('[paths...]', "input files or folders: text for the language model (each file a document), Criteo-format rows for click prediction; overrides the config's inputs")
     .option('-f, --format <format>', 'input format: text (language model), criteo (click prediction: picks the click workload unless the preset names one), idx (MNIST images)')
     .option('--force', 'replace an existing store built from other input or settings')
-    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean; format?: string }) => {
+    .option(
+      '--part <i/P>',
+      'ingest only part i (from 0) of P of the inputs (whole files) into its own store in the corpus folder, with the shared corpus.tokenizer; the last part to finish writes the manifest. /P takes i from $JOB_COMPLETION_INDEX (Kubernetes Indexed Job) or $SLURM_PROCID (Slurm)',
+      checked(parsePartFlag),
+    )
+    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean; format?: string; part?: PartFlag }) => {
       const set = flags.format && !flags.preset ? [`workload=${workloadForFormat(flags.format)}`, ...flags.set] : flags.set;
       const config = resolveConfig({ ...flags, set });
-      await ingestCommand(config, { force: flags.force, inputs: paths.length ? paths : undefined, format: flags.format });
+      await ingestCommand(config, { force: flags.force, inputs: paths.length ? paths : undefined, format: flags.format, part: flags.part });
+    });
+
+  const tokenizer = program.command('tokenizer').description("the language model's tokenizer, learned once for a corpus built in parts");
+  withConfigFlags(
+    tokenizer
+      .command('learn')
+      .description('learn the BPE tokenizer from a sample of the input files into the file corpus.tokenizer names, for every part to share'),
+  )
+    .argument('[paths...]', "input files or folders (overrides corpus.inputs): the same as every part's ingest gets")
+    .option('--force', 'replace a tokenizer file that holds another tokenizer')
+    .action(async (paths: string[], flags: ConfigFlags & { force?: boolean }) => {
+      await tokenizerLearnCommand(resolveConfig(flags), { inputs: paths.length ? paths : undefined, force: flags.force });
     });
 
   withConfigFlags(program.command('train').description('train N codistilled groups (groups=1: plain synchronous SGD)'), 'lm-small')

@@ -12,7 +12,9 @@ import type { GroupMemoryInit } from './group/memory.js';
 import type { ParameterServerInit } from './group/parameter-server.js';
 import type { OptimizerState } from './train/optim.js';
 import type { Batch, MetricName } from './workloads/workload.js';
-import type { Split, TokenDtype } from './workloads/lm/corpus/store.js';
+import type { Split, TokenDtype, TokenizerMeta } from './workloads/lm/corpus/store.js';
+import type { InputFile, InvalidUtf8Policy, ScannedFile, TextEncoding } from './workloads/lm/corpus/inputs.js';
+import type { WorkerErrorReply } from './workloads/lm/corpus/worker-tasks.js';
 import type { DataCursor, GroupOrderSpec } from './workloads/lm/data/order.js';
 import type { CheckpointEvent, ExchangeEvent, RestartEvent, StepEvent, WarningEvent } from './train/events.js';
 import type { InjectedFault } from './train/group-trainer.js';
@@ -336,6 +338,63 @@ export interface ReadSpansRequest {
 }
 
 export type ReadSpansResult = Pick<ChunksReply, 'data' | 'dtype' | 'tokenOffset' | 'tokens'>;
+
+// ==============================================================================================================
+/**
+ * The ingest's actors (`codistill ingest` on every core), each a piscina pool, each request one run of consecutive
+ * items and one reply, errors as data (WorkerErrorReply, which says whether the input is at fault).
+ *
+ * The scanner checks input files and cuts them into documents (corpus/inputs.ts, scanFile). The encoder loads the
+ * corpus tokenizer once (EncoderData, its pool's workerData) and turns documents into token ids, which come back in
+ * one transferred buffer; the ingest hands a spent buffer back with a later request, so that the pool keeps reusing
+ * the same memory.
+ */
+
+export interface ScanRequest {
+  type: 'scan';
+  files: InputFile[];
+  maxDocumentBytes: number;
+  invalidUtf8: InvalidUtf8Policy;
+}
+
+export type ScanReply = { type: 'scanned'; files: ScannedFile[] } | WorkerErrorReply;
+
+/** What every encoder loads at its start. */
+export interface EncoderData {
+  tokenizer: TokenizerMeta;
+  /** The corpus dtype the ids are written in. */
+  dtype: TokenDtype;
+}
+
+/** A document to encode: a byte range of a file, read in the file's encoding. */
+export interface EncodeDocument {
+  path: string;
+  encoding: TextEncoding;
+  start: number;
+  end: number;
+}
+
+export interface EncodeRequest {
+  type: 'encode';
+  documents: EncodeDocument[];
+  /** A spent buffer to fill (moved); a larger one is allocated when it is missing or too small. */
+  out?: ArrayBuffer;
+}
+
+/**
+ * The documents' ids, each followed by the end-of-document token. `data` holds, in order, the token count of each
+ * document (a Uint32Array of `documents.length`, its end-of-document token included), then from byte `tokenOffset`
+ * the ids of all of them, in the corpus dtype.
+ */
+export interface EncodedReply {
+  type: 'encoded';
+  data: ArrayBuffer;
+  documents: number;
+  tokenOffset: number;
+  tokens: number;
+}
+
+export type EncodeReply = EncodedReply | WorkerErrorReply;
 
 // ==============================================================================================================
 /**

@@ -78,5 +78,5 @@ t.test('the key table lists the common keys and each workload\'s own', async (t)
   const common = describeKeys(undefined, 'common').map((k) => k.key);
   t.ok(common.includes('optim.lr') && common.includes('workload'));
   t.notOk(common.some((k) => k.startsWith('corpus.')), 'the corpus belongs to the language model');
-  t.ok(describeKeys(undefined, 'workload').every((k) => /^(corpus|model|reader)\./.test(k.key)));
+  t.ok(describeKeys(undefined, 'workload').every((k) => /^(corpus|ingest|model|reader)\./.test(k.key)));
 });

@@ -98,3 +98,18 @@ t.test('an invalid byte far into a large file is found at its exact offset', asy
   const [big] = listInputs([join(dir, 'big.txt')]);
   await t.rejects(scanFile(big, 8 << 20), new RegExp(`big\\.txt is not valid UTF-8 at byte offset ${(3 << 20) + 3} \\(line 2, byte 4`));
 });
+
+t.test('characters that straddle two read chunks are valid UTF-8; a bad one there is found at its offset', async (t) => {
+  const dir = t.testdir();
+  const chunk = 1 << 20;
+  for (const [name, char] of [['two', 'é'], ['three', '€'], ['four', '😀']] as const) {
+    for (let back = 1; back < Buffer.byteLength(char); back++) {
+      writeFileSync(join(dir, `${name}.txt`), `${'x'.repeat(chunk - back)}${char} and on\n`);
+      const [file] = listInputs([join(dir, `${name}.txt`)]);
+      t.equal((await scanFile(file, 8 << 20)).invalidUtf8, undefined, `${name}-byte character, ${back} byte(s) in the first chunk`);
+    }
+  }
+  writeFileSync(join(dir, 'bad.txt'), Buffer.concat([Buffer.from('x'.repeat(chunk - 1)), Buffer.from([0xe2, 0x28, 0xa1]), Buffer.from('\n')]));
+  const [bad] = listInputs([join(dir, 'bad.txt')]);
+  await t.rejects(scanFile(bad, 8 << 20), new RegExp(`bad\\.txt is not valid UTF-8 at byte offset ${chunk - 1} \\(line 1`));
+});

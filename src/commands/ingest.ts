@@ -1,11 +1,12 @@
 /**
- * `codistill ingest`: builds the config's workload store (the token corpus, click rows, images), with a progress bar
- * per phase and the workload's closing table.
+ * `codistill ingest`: builds the config's workload store (the token corpus, click rows, images), or one part of a
+ * store built in parts (`--part i/P`), with a progress bar per phase and the workload's closing table.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { ConfigError, loadConfig, presetDir, validateConfig, workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { launchIndexOf } from '../util/launch-index.js';
 import { createProgress, type Progress } from '../util/progress.js';
 import { formatTable } from '../util/table.js';
 import type { IngestProgressSink } from '../workloads/workload.js';
@@ -72,7 +73,7 @@ function bundledStorePaths(config: Config): Set<string> {
 }
 
 /** Progress bars on stderr, one per phase. */
-function terminalSink(): IngestProgressSink & { stop(): void } {
+export function terminalSink(): IngestProgressSink & { stop(): void } {
   let bar: Progress | undefined;
   return {
     phase(name, total, unit) {
@@ -94,14 +95,43 @@ function terminalSink(): IngestProgressSink & { stop(): void } {
   };
 }
 
-export async function ingestCommand(config: Config, flags: { force?: boolean; inputs?: string[]; format?: string }): Promise<void> {
+/** `--part i/P` as given: the index (absent in `/P`: from the launcher's environment) and the part count. */
+export interface PartFlag {
+  index?: string;
+  count: number;
+}
+
+/** Parses `--part i/P` or `--part /P`; throws an Error saying what is expected. */
+export function parsePartFlag(raw: string): PartFlag {
+  const m = /^\s*(\d*)\s*\/\s*(\d+)\s*$/.exec(raw);
+  if (!m || Number(m[2]) < 1) {
+    throw new Error('expected i/P, part i (from 0) of P parts, e.g. 0/8, or /P to take i from JOB_COMPLETION_INDEX or SLURM_PROCID');
+  }
+  return { index: m[1] === '' ? undefined : m[1], count: Number(m[2]) };
+}
+
+export async function ingestCommand(
+  config: Config,
+  flags: { force?: boolean; inputs?: string[]; format?: string; part?: PartFlag },
+): Promise<void> {
   const workload = workloadOf(config);
   if (flags.format && !workload.formats.includes(flags.format)) {
     throw new ConfigError(`the ${workload.kind} workload ingests ${workload.formats.join(' or ')}, not --format ${flags.format}`);
   }
+  let part: { index: number; count: number } | undefined;
+  if (flags.part) {
+    if (!workload.ingestsInParts) throw new ConfigError(`the ${workload.kind} workload does not build its store in parts: drop --part`);
+    const { count } = flags.part;
+    // Each task of a Slurm job array runs alone, as SLURM_PROCID 0: every one of them would build part 0.
+    if (flags.part.index === undefined && !process.env.JOB_COMPLETION_INDEX && process.env.SLURM_ARRAY_TASK_ID) {
+      throw new ConfigError(`in a Slurm job array every task is SLURM_PROCID 0: name the part with --part $SLURM_ARRAY_TASK_ID/${count}`);
+    }
+    const index = launchIndexOf(flags.part.index, { flag: '--part', what: 'part', count, countSource: `the corpus is built in ${count} parts` });
+    part = { index, count };
+  }
   const sink = terminalSink();
   try {
-    const report = await workload.ingest(config, { force: flags.force, inputs: flags.inputs, format: flags.format, progress: sink });
+    const report = await workload.ingest(config, { force: flags.force, inputs: flags.inputs, format: flags.format, part, progress: sink });
     sink.stop();
     const [head, ...rest] = report.notes;
     process.stdout.write(`${head ?? ''}\n\n${formatTable(report.header, report.rows)}\n${rest.map((l) => `${l}\n`).join('')}`);

@@ -8,42 +8,24 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ConfigError, workloadOf } from '../config/load.js';
+import { workloadOf } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { Evaluator } from './evaluator.js';
 import type { EvalEvent, RunEvent } from './events.js';
 import { hostGroup } from './group-host.js';
 import { appendMetrics, type MetricsLog } from './metrics.js';
+import { launchIndexOf } from '../util/launch-index.js';
 import { lockRunFolder } from './run-folder.js';
 import { claimRunConfig, runStoreOf } from './run-store.js';
 import { evaluatorRestarted, finishRun, runDirOf, runOf, type Run, type RunSummary, type StopControl } from './run.js';
-
-/** Environment variables through which common launchers number their tasks 0..N-1. */
-export const GROUP_INDEX_VARIABLES = ['JOB_COMPLETION_INDEX', 'SLURM_PROCID'] as const;
 
 /**
  * The group this process trains: `flag` when it is a number, else (flag `true`: `--group` without a value) the
  * first launcher variable set in `env`. Errors name what was missing or out of range.
  */
 export function groupIndexOf(flag: string | true, groups: number, env: NodeJS.ProcessEnv = process.env): number {
-  let raw: string | undefined;
-  let source: string;
-  if (flag === true) {
-    const name = GROUP_INDEX_VARIABLES.find((v) => env[v] !== undefined && env[v] !== '');
-    if (!name) {
-      throw new ConfigError(`--group without an index needs ${GROUP_INDEX_VARIABLES.join(' or ')} in the environment (set by Kubernetes Indexed Jobs and Slurm)`);
-    }
-    raw = env[name];
-    source = name;
-  } else {
-    raw = flag;
-    source = '--group';
-  }
-  const index = Number(raw);
-  if (!Number.isInteger(index) || index < 0 || index >= groups) {
-    throw new ConfigError(`${source}=${raw}: a group index must be an integer from 0 to ${groups - 1} (the run has groups=${groups})`);
-  }
-  return index;
+  const o = { flag: '--group', what: 'group', count: groups, countSource: `the run has groups=${groups}` };
+  return launchIndexOf(flag === true ? undefined : flag, o, env);
 }
 
 export interface GroupRunOptions {

@@ -137,6 +137,8 @@ export interface IngestOptions {
   format?: string;
   /** Replace a store built from other input or settings. */
   force?: boolean;
+  /** Ingest part `index` of `count` of the inputs, into the store's folder as one part of it (`--part i/P`). */
+  part?: { index: number; count: number };
   /** Progress lines and bars go here (the CLI passes its terminal). */
   progress?: IngestProgressSink;
 }
@@ -191,6 +193,8 @@ export interface Workload {
   readonly formats: readonly string[];
   /** Builds the store from the inputs (or reports it up to date). */
   ingest(config: Config, opts?: IngestOptions): Promise<IngestReport>;
+  /** Whether `ingest` builds a store in parts (`IngestOptions.part`, on many machines); without it `--part` is refused. */
+  readonly ingestsInParts?: boolean;
   /** Where the config's store lives: train, start and experiments ingest first when nothing is there yet. */
   dataPath(config: Config): string;
   /** Opens the store for a run. */

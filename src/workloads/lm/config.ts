@@ -1,5 +1,5 @@
 /**
- * The language model's config sections: the token corpus, the LSTM, and the reader pool that feeds it.
+ * The language model's config sections: the token corpus, its ingest, the LSTM, and the reader pool that feeds it.
  * Strict like every section: an unknown key is an error naming it.
  */
 import { z } from 'zod';
@@ -27,8 +27,15 @@ export const corpusSchema = z.strictObject({
     .describe('documents longer than this are cut into pieces of this size before tokenizing (bounds memory)'),
   tokenizerSampleBytes: int(1024).default(64 << 20)
     .describe('the tokenizer learns from at most this much training text: evenly spaced whole documents (bounds memory)'),
+  tokenizer: z.string().default('')
+    .describe('encode with this tokenizer instead of learning one from the inputs: a file written by `codistill tokenizer learn`, or an existing corpus store (its tokenizer); `codistill ingest --part` needs one, the same for every part'),
   invalidUtf8: z.enum(['fail', 'replace', 'skip']).default('fail')
     .describe('an input file that is not valid UTF-8 stops the ingest (naming file, line and byte offset), is read with U+FFFD for each bad byte (replace), or is left out (skip); the ingest summary counts them'),
+});
+
+export const ingestSchema = z.strictObject({
+  threads: int(0).max(256).default(0)
+    .describe('worker threads that scan the input files and tokenize the documents during `codistill ingest` (0 = one per core); the shards are the same whatever the count'),
 });
 
 export const modelSchema = z.strictObject({
@@ -49,18 +56,20 @@ export const readerSchema = z.strictObject({
     .describe('consecutive windows of one shard read as one span (a row continues across that many batches); 0 = automatic: spans of 1024-2048 tokens that waste the fewest windows'),
 });
 
-export const lmSections = { corpus: corpusSchema, model: modelSchema, reader: readerSchema };
+export const lmSections = { corpus: corpusSchema, ingest: ingestSchema, model: modelSchema, reader: readerSchema };
 
 export type CorpusConfig = z.infer<typeof corpusSchema>;
+export type IngestConfig = z.infer<typeof ingestSchema>;
 export type ModelConfig = z.infer<typeof modelSchema>;
 export type ReaderConfig = z.infer<typeof readerSchema>;
-export type LmConfig = Config & { corpus: CorpusConfig; model: ModelConfig; reader: ReaderConfig };
+export type LmConfig = Config & { corpus: CorpusConfig; ingest: IngestConfig; model: ModelConfig; reader: ReaderConfig };
 
 /** The language model's view of a validated config (the loader checked these sections against lmSections). */
 export const lmConfig = (config: Config): LmConfig => config as LmConfig;
 
 export const LM_DEFAULTS = {
   corpus: corpusSchema.parse({}),
+  ingest: ingestSchema.parse({}),
   model: modelSchema.parse({}),
   reader: readerSchema.parse({}),
 };

@@ -1,16 +1,20 @@
 /**
  * The language model's data side, loaded only where data is opened or ingested (not by every actor): the corpus
- * store, its validation windows, and each group's token stream from the reader pool.
+ * store (ingested in one piece or in parts, with the tokenizer learned ahead of parts), its validation windows, and
+ * each group's token stream from the reader pool.
  */
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import type { Config } from '../../config/schema.js';
 import { compact, bytes } from '../../util/progress.js';
-import type { IngestOptions, IngestReport, StreamSpec, TrainBatch, TrainStream, WorkloadData } from '../workload.js';
+import type { IngestOptions, IngestProgressSink, IngestReport, StreamSpec, TrainBatch, TrainStream, WorkloadData } from '../workload.js';
 import { lmConfig } from './config.js';
 import { storePathProblem } from '../records-data.js';
 import { Corpus, CorpusError, SPLITS } from './corpus/store.js';
-import type { IngestPhase, InvalidUtf8Summary } from './corpus/ingest.js';
+import type { IngestPhase, IngestProgress, InvalidUtf8Summary } from './corpus/ingest.js';
+import { isPartsFolder, MANIFEST, partLabel, partName } from './corpus/parts-folder.js';
+import type { PartsProgress } from './corpus/parts.js';
 import { type BatchStream, type ReaderPool, createReaderPool, openBatchStream, readValidationWindows } from './data/batches.js';
 import { asBatch } from './tokens.js';
 
@@ -35,7 +39,8 @@ class TokenStream implements TrainStream {
 
 export async function open(config: Config): Promise<WorkloadData> {
   const c = lmConfig(config);
-  const problem = storePathProblem(c.corpus.path, 'corpus.path', 'corpus store');
+  // A corpus in parts is a folder of stores: Corpus.open says what it lacks, if anything.
+  const problem = isPartsFolder(c.corpus.path) ? undefined : storePathProblem(c.corpus.path, 'corpus.path', 'corpus store');
   if (problem) throw new CorpusError(problem);
   const corpus = Corpus.open(c.corpus.path);
   const classes = corpus.meta.tokenizer.vocabSize;
@@ -73,24 +78,17 @@ export async function ingest(config: Config, opts: IngestOptions = {}): Promise<
   const c = lmConfig(config);
   if (opts.format && opts.format !== 'text') throw new CorpusError(`the language model ingests text files, not --format ${opts.format}`);
   const corpus = opts.inputs?.length ? { ...c.corpus, inputs: opts.inputs } : c.corpus;
-  let phase: IngestPhase | undefined;
+  const storePath = opts.part ? join(corpus.path, partName(opts.part)) : corpus.path;
   const result = await ingestCorpus({
     corpus,
     seed: corpus.splitSeed,
     force: opts.force,
-    onProgress(p) {
-      const sink = opts.progress;
-      if (!sink) return;
-      if (p.phase !== phase) {
-        phase = p.phase;
-        // The write phase is one commit (metadata, then a rename): nothing to measure, just say what happens.
-        if (phase === 'write') sink.line(`write    : committing ${corpus.path}`);
-        else sink.phase(phase.padEnd(9), p.bytesTotal, 'B');
-      }
-      if (p.phase !== 'write') sink.update(p.bytesDone, p.phase === 'encode' ? { docs: p.documents, tokens: p.tokens } : { docs: p.documents });
-    },
+    threads: c.ingest.threads || availableParallelism(),
+    part: opts.part,
+    onProgress: progressTo(opts.progress, storePath),
   });
   const { meta } = result;
+  const what = opts.part ? `${partLabel(opts.part)} of the corpus in ${corpus.path}` : `corpus at ${corpus.path}`;
   return {
     upToDate: result.skipped,
     header: ['split', 'documents', 'tokens', 'shards'],
@@ -100,14 +98,79 @@ export async function ingest(config: Config, opts: IngestOptions = {}): Promise<
     }),
     notes: [
       result.skipped
-        ? `corpus at ${corpus.path} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
-        : `ingested ${meta.inputs.files.length - result.invalidUtf8.skipped} file(s) in ${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s`,
+        ? `${what} is up to date with its inputs and settings (nothing to do; --force rebuilds it)`
+        : `ingested ${meta.inputs.files.length - result.invalidUtf8.skipped} file(s) into ${opts.part ? what : corpus.path} in ` +
+          `${result.seconds.toFixed(1)} s, ${compact(Math.round(result.tokensPerSecond))} tokens/s on ${result.threads} encoder thread(s)`,
       ...invalidUtf8Notes(result.invalidUtf8),
-      `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}), ` +
-        `${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
-      `store ${corpus.path}, ${bytes(diskUsage(corpus.path))} on disk`,
+      `vocabulary ${meta.tokenizer.vocabSize.toLocaleString()} tokens (${meta.tokenizer.library}` +
+        `${corpus.tokenizer ? `, from ${corpus.tokenizer}` : ''}), ${meta.shardTokens.toLocaleString()} tokens per shard (${meta.tokenDtype})`,
+      `store ${storePath}, ${bytes(diskUsage(storePath))} on disk`,
+      ...(result.parts ? [partsNote(corpus.path, result.parts)] : []),
     ],
   };
+}
+
+/** The ingest's progress as the sink shows it: a bar per phase (in bytes of input), a line for the commit of `path`. */
+function progressTo(sink: IngestProgressSink | undefined, path: string): (p: IngestProgress) => void {
+  let phase: IngestPhase | undefined;
+  return (p) => {
+    if (!sink) return;
+    if (p.phase !== phase) {
+      phase = p.phase;
+      // The write phase is one commit (metadata, then a rename): nothing to measure, just say what happens.
+      if (phase === 'write') sink.line(`write    : committing ${path}`);
+      else sink.phase(phase.padEnd(9), p.bytesTotal, 'B');
+    }
+    if (p.phase !== 'write') sink.update(p.bytesDone, p.phase === 'encode' ? { docs: p.documents, tokens: p.tokens } : { docs: p.documents });
+  };
+}
+
+/**
+ * `codistill tokenizer learn`: learns the tokenizer of corpus.inputs (or `inputs`) once, for every part of a corpus
+ * in parts, into the file corpus.tokenizer names. The same tokenizer there already is left as it is; another one is
+ * replaced only with `force` (parts encoded with it would no longer match). Returns the summary's lines.
+ */
+export async function learnTokenizerFile(
+  config: Config,
+  opts: { inputs?: string[]; force?: boolean; progress?: IngestProgressSink } = {},
+): Promise<string[]> {
+  const { learnFromInputs } = await import('./corpus/tokenizer-learn.js');
+  const { readTokenizerFile, writeTokenizerFile, TOKENIZER_FILE_FORMAT, TOKENIZER_FILE_VERSION } = await import('./corpus/tokenizer-file.js');
+  const c = lmConfig(config);
+  const corpus = opts.inputs?.length ? { ...c.corpus, inputs: opts.inputs } : c.corpus;
+  const file = corpus.tokenizer;
+  if (!file) throw new CorpusError('name the tokenizer file to write with -s corpus.tokenizer=FILE (the setting every part\'s ingest then gets)');
+  if (existsSync(file) && statSync(file).isDirectory()) {
+    throw new CorpusError(`corpus.tokenizer ${file} is a folder: \`codistill tokenizer learn\` writes a file (a corpus store's tokenizer is used as it is)`);
+  }
+  const before = existsSync(file) ? readTokenizerFile(file) : undefined;
+  const started = performance.now();
+  const { meta, learnedFrom } = await learnFromInputs(corpus, corpus.splitSeed, progressTo(opts.progress, file));
+  const seconds = (performance.now() - started) / 1000;
+  const same = before?.tokenizer.sha256 === meta.sha256;
+  if (before && !same && !opts.force) {
+    throw new CorpusError(
+      `not replacing the tokenizer in ${file}: these inputs and settings learn another one (sha256 ${meta.sha256.slice(0, 12)}, ` +
+        `not ${before.tokenizer.sha256.slice(0, 12)}), and parts encoded with the old one would no longer match the new. Pass --force to replace it`,
+    );
+  }
+  if (!same) writeTokenizerFile(file, { format: TOKENIZER_FILE_FORMAT, version: TOKENIZER_FILE_VERSION, tokenizer: meta, learnedFrom, createdAt: new Date().toISOString() });
+  return [
+    `${same ? 'unchanged' : 'wrote'} ${file}: a ${meta.vocabSize.toLocaleString()}-token BPE (${meta.library}, sha256 ${meta.sha256.slice(0, 12)})`,
+    `learned in ${seconds.toFixed(1)} s from ${learnedFrom.documents.toLocaleString()} training document(s), ${bytes(learnedFrom.bytes)}, ` +
+      `of ${learnedFrom.sampledFiles.toLocaleString()} of the ${learnedFrom.files.toLocaleString()} input file(s)`,
+    `ingest with it: codistill ingest … -s corpus.tokenizer=${file} (and --part i/P for a corpus in parts)`,
+  ];
+}
+
+/** Where a corpus in parts stands after one of its parts: finished (its manifest written), or which parts it waits for. */
+function partsNote(dir: string, p: PartsProgress): string {
+  if (p.manifest) {
+    const tokens = p.manifest.parts.reduce((sum, part) => sum + part.splits.train.tokens + part.splits.validation.tokens, 0);
+    return `all ${p.count} parts are built: ${join(dir, MANIFEST)} written, the corpus (${compact(tokens)} tokens) is ready to train on`;
+  }
+  const list = (ids: number[]) => (ids.length > 8 ? `${ids.slice(0, 8).join(', ')}, ...` : ids.join(', '));
+  return `${p.built.length} of ${p.count} parts built; waiting for part(s) ${list(p.missing)} (the last part to finish writes the manifest)`;
 }
 
 /** The ingest summary's lines on input that was not valid UTF-8 (corpus.invalidUtf8), like the click rows' skipped ones. */

@@ -27,7 +27,8 @@ export const lmWorkload: Workload = {
   unit: 'tokens',
   metrics: [],
   formats: ['text'],
-  untracked: ['reader.threads', 'reader.prefetch'],
+  ingestsInParts: true,
+  untracked: ['reader.threads', 'reader.prefetch', 'ingest.threads'],
   describe(config) {
     const { model: m, corpus } = lmConfig(config);
     return (

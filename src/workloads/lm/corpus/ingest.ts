@@ -1,20 +1,26 @@
 /**
- * `codistill ingest`: text files in, a token corpus store out.
+ * `codistill ingest`: text files in, a token corpus store out (or, with a part, one part of a corpus in parts).
  *
- *   1. scan       list the inputs; read each file once to check it (empty, binary, UTF-8), hash it and cut it into
- *                 documents. Every input error surfaces here, before any slow work.
- *   2. decide     fingerprint inputs + settings; the same fingerprint as the store at corpus.path is a no-op, another
+ *   1. scan       list the inputs (a part keeps its share of them, parts.ts); read each file once to check it (empty,
+ *                 binary, UTF-8), hash it and cut it into documents, on `threads` scanner workers (scan-pool.ts).
+ *                 Every input error surfaces here, before any slow work.
+ *   2. decide     fingerprint inputs + settings; the same fingerprint as the store at the path is a no-op, another
  *                 one is refused unless `force`. When no file's size or modification time changed, the stored
  *                 content hashes are trusted and step 1's reading is skipped entirely.
- *   3. tokenizer  split documents (seeded), learn the BPE on a sample of the training split (plan.ts).
- *   4. encode     stream each document in small pieces through the encoder, append <|eod|>, pack fixed-size shards
- *                 per split, write them through CorpusWriter, flushing every few shards and reusing their buffers:
- *                 memory holds a piece of text, the word cache and a few shards, whatever the input size.
+ *   3. tokenizer  split documents (seeded), and learn the BPE on a sample of the training split (tokenizer-learn.ts),
+ *                 unless corpus.tokenizer gives one (a part always takes it from there: all parts share it).
+ *   4. encode     documents go to `threads` encoder workers in tasks of consecutive documents (encode-pool.ts) and
+ *                 come back in document order; their ids, each document followed by <|eod|>, are packed into
+ *                 fixed-size shards per split and written through CorpusWriter, flushing every few shards and
+ *                 reusing buffers. The shards are those of one thread, whatever the thread count; memory holds a
+ *                 few tasks per worker, the workers' word caches and a few shards, whatever the input size.
  *   5. write      commit: metadata last, then an atomic rename. Any failure removes the partial store and leaves
- *                 the previous one as it was.
+ *                 the previous one as it was. A part then writes the corpus' manifest if every part is there.
  */
+import { availableParallelism } from 'node:os';
 import type { CorpusConfig } from '../config.js';
-import { type InputFile, type InvalidUtf8Policy, listInputs, readDocumentChunks, scanFile, type ScannedFile } from './inputs.js';
+import { EncoderPool, encodeTasks } from './encode-pool.js';
+import { listInputs } from './inputs.js';
 import {
   describeChange,
   fingerprintFromStore,
@@ -22,10 +28,12 @@ import {
   inspectStore,
   type PlannedDocument,
   removeAbandonedWrites,
+  type Settings,
   settingsOf,
   splitDocuments,
-  tokenizerSample,
 } from './plan.js';
+import { type PartRef, removeManifest } from './parts-folder.js';
+import { checkSiblingParts, completeParts, filesOfPart, listingFingerprint, type PartsProgress, preparePartsFolder } from './parts.js';
 import {
   CORPUS_FORMAT,
   CORPUS_FORMAT_VERSION,
@@ -40,7 +48,10 @@ import {
   type TokenizerMeta,
   tokenArrayType,
 } from './store.js';
-import { checkVocabSize, type CorpusTokenizer, loadTokenizer, TokenizerTrainer } from './tokenizer.js';
+import { checkVocabSize } from './tokenizer.js';
+import { scanInParallel } from './scan-pool.js';
+import { readTokenizerSource } from './tokenizer-file.js';
+import { learnTokenizer } from './tokenizer-learn.js';
 
 export type IngestPhase = 'scan' | 'tokenizer' | 'encode' | 'write';
 
@@ -60,6 +71,13 @@ export interface IngestOptions {
   seed: number;
   /** Replace a store built from other inputs or settings (or in another format) instead of refusing. */
   force?: boolean;
+  /** Worker threads that scan and encode (ingest.threads; default one per core). The shards do not depend on it. */
+  threads?: number;
+  /**
+   * Ingest only this part of the inputs, into its own store in the folder at corpus.path (a corpus in parts); the
+   * tokenizer must come from corpus.tokenizer.
+   */
+  part?: PartRef;
   onProgress?: (p: IngestProgress) => void;
 }
 
@@ -72,6 +90,12 @@ export interface IngestResult {
   seconds: number;
   /** Tokens written per second of the whole ingest (0 when skipped). */
   tokensPerSecond: number;
+  /** Encoder threads that ran (at most one per task of documents; 0 when nothing was encoded). */
+  threads: number;
+  /** The store written: corpus.path, or the part's store in it. */
+  path: string;
+  /** A part's ingest: which parts of the corpus are built, and its manifest once all are. */
+  parts?: PartsProgress;
 }
 
 export interface InvalidUtf8Summary {
@@ -97,17 +121,27 @@ const SHARDS_PER_FLUSH = 32;
 
 export async function ingest(opts: IngestOptions): Promise<IngestResult> {
   const started = performance.now();
-  const { corpus, seed } = opts;
+  const { corpus, seed, part } = opts;
   const report = opts.onProgress ?? (() => {});
   const elapsed = () => (performance.now() - started) / 1000;
 
   checkVocabSize(corpus.vocabSize); // a settings error should not wait for a scan of the whole input
-  removeAbandonedWrites(corpus.path);
-  const files = listInputs(corpus.inputs);
-  const existing = inspectStore(corpus.path);
+  const shared = givenTokenizer(corpus, part);
+  const listed = listInputs(corpus.inputs);
+  const files = part ? filesOfPart(listed, part) : listed;
+  const path = part ? preparePartsFolder(corpus.path, part) : corpus.path;
+  removeAbandonedWrites(path);
+  const listing = part ? listingFingerprint(listed) : '';
+  const partSettings: Settings = part ? { part: `${part.index}/${part.count}`, listing } : {};
+  const settingsFor = (invalidInputs: boolean) => ({ ...settingsOf(corpus, seed, invalidInputs, shared), ...partSettings });
+  const existing = inspectStore(path);
   if (existing.kind === 'foreign') {
+    throw new CorpusError(`corpus.path ${path} exists and is not a corpus store; not replacing it (remove it or set corpus.path)`);
+  }
+  if (existing.kind === 'parts') {
     throw new CorpusError(
-      `corpus.path ${corpus.path} exists and is not a corpus store; not replacing it (remove it or set corpus.path)`,
+      `corpus.path ${path} holds a corpus in parts: add or rebuild its parts with \`codistill ingest --part i/P\`; ` +
+        'a corpus in one piece needs another corpus.path',
     );
   }
   const unchanged = (fingerprint: string | undefined) =>
@@ -118,15 +152,23 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
     invalidUtf8: invalidUtf8Summary(meta),
     seconds: elapsed(),
     tokensPerSecond: 0,
+    threads: 0,
+    path,
+    // A part that is already built may be the last one missing from the manifest (its first run may have died
+    // before writing it): finishing the corpus is what re-running it is for.
+    ...(part ? { parts: completeParts(corpus.path, part.count) } : {}),
   });
   if (existing.kind === 'corpus') {
     // Unchanged files are as valid or invalid as when the store was built: the policy counts if it counted then.
     const hadInvalid = existing.meta.inputs.files.some((f) => f.invalidUtf8 !== undefined);
-    if (unchanged(fingerprintFromStore(files, existing.meta, settingsOf(corpus, seed, hadInvalid)))) return upToDate(existing.meta);
+    if (unchanged(fingerprintFromStore(files, existing.meta, settingsFor(hadInvalid)))) return upToDate(existing.meta);
   }
 
-  const scanned = await scanAll(files, corpus.maxDocumentBytes, corpus.invalidUtf8, report);
-  const settings = settingsOf(corpus, seed, scanned.some((f) => f.invalidUtf8 !== undefined));
+  const threads = opts.threads ?? availableParallelism();
+  const scanned = await scanInParallel(files, corpus.maxDocumentBytes, corpus.invalidUtf8, threads, (bytesDone, bytesTotal, documents) =>
+    report({ phase: 'scan', bytesDone, bytesTotal, tokens: 0, documents }),
+  );
+  const settings = settingsFor(scanned.some((f) => f.invalidUtf8 !== undefined));
   const fingerprint = fingerprintOf(scanned, settings);
   if (existing.kind === 'corpus' && unchanged(fingerprint)) return upToDate(existing.meta);
   if (existing.kind !== 'none' && !opts.force) {
@@ -134,7 +176,8 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       existing.kind === 'corpus'
         ? `it was built differently: ${describeChange(existing.meta, scanned, settings)}`
         : existing.reason;
-    throw new CorpusError(`not replacing the corpus at ${corpus.path}: ${why}. Pass --force to rebuild it.`);
+    const rerun = part ? `\`codistill ingest --part ${part.index}/${part.count} --force\`` : '--force';
+    throw new CorpusError(`not replacing the corpus at ${path}: ${why}. Pass ${rerun} to rebuild it.`);
   }
 
   const docs = splitDocuments(scanned, seed, corpus.validationFraction);
@@ -144,15 +187,21 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
         `(first: ${scanned[0].path}, line ${scanned[0].invalidUtf8?.line}); set corpus.invalidUtf8=replace to keep them`,
     );
   }
-  const { meta: tokenizerMeta, tokenizer } = await trainTokenizer(docs, corpus, report);
-  const writer = new CorpusWriter(corpus.path);
+  if (part) {
+    checkSiblingParts(corpus.path, part, { tokenizer: shared!, inputs: { fingerprint, files: [], settings } });
+    // The corpus changes: until every part is there again, nothing may read it.
+    removeManifest(corpus.path);
+  }
+  const tokenizer = shared ?? (await learnTokenizer(docs, corpus, report)).meta;
+  const writer = new CorpusWriter(path);
   try {
-    const splits = await encodeAll(docs, tokenizer, writer, corpus.shardTokens, report);
+    const encoded = await encodeAll(docs, tokenizer, writer, corpus.shardTokens, threads, report);
+    const { splits } = encoded;
     const meta: CorpusMeta = {
       format: CORPUS_FORMAT,
       version: CORPUS_FORMAT_VERSION,
-      tokenizer: tokenizerMeta,
-      tokenDtype: dtypeFor(tokenizerMeta.vocabSize),
+      tokenizer,
+      tokenDtype: dtypeFor(tokenizer.vocabSize),
       shardTokens: corpus.shardTokens,
       splits,
       inputs: {
@@ -169,94 +218,97 @@ export async function ingest(opts: IngestOptions): Promise<IngestResult> {
       },
       split: { seed, validationFraction: corpus.validationFraction },
       createdAt: new Date().toISOString(),
+      ...(part ? { part: { ...part, listing } } : {}),
     };
     const tokens = splits.train.tokens + splits.validation.tokens;
     report({ phase: 'write', bytesDone: 0, bytesTotal: 1, tokens, documents: docs.length });
     await writer.commit(meta);
     report({ phase: 'write', bytesDone: 1, bytesTotal: 1, tokens, documents: docs.length });
-    return { skipped: false, meta, invalidUtf8: invalidUtf8Summary(meta), seconds: elapsed(), tokensPerSecond: tokens / elapsed() };
+    const seconds = elapsed();
+    return {
+      skipped: false,
+      meta,
+      invalidUtf8: invalidUtf8Summary(meta),
+      seconds,
+      tokensPerSecond: tokens / seconds,
+      threads: encoded.threads,
+      path,
+      ...(part ? { parts: completeParts(corpus.path, part.count) } : {}),
+    };
   } catch (err) {
     await writer.abort();
     throw err;
   }
 }
 
-async function scanAll(
-  files: readonly InputFile[],
-  maxDocumentBytes: number,
-  invalidUtf8: InvalidUtf8Policy,
-  report: (p: IngestProgress) => void,
-): Promise<ScannedFile[]> {
-  const bytesTotal = files.reduce((sum, f) => sum + f.bytes, 0);
-  let bytesDone = 0;
-  let documents = 0;
-  const scanned: ScannedFile[] = [];
-  for (const file of files) {
-    const done = await scanFile(file, maxDocumentBytes, (n) => {
-      bytesDone += n;
-      report({ phase: 'scan', bytesDone, bytesTotal, tokens: 0, documents });
-    }, invalidUtf8);
-    scanned.push(done);
-    documents += done.documents.length;
+/** The tokenizer corpus.tokenizer gives (a part must have one), checked against corpus.vocabSize; undefined: learn one. */
+function givenTokenizer(corpus: CorpusConfig, part: PartRef | undefined): TokenizerMeta | undefined {
+  if (part && !corpus.tokenizer) {
+    throw new CorpusError(
+      `--part ${part.index}/${part.count} needs the tokenizer every part shares: learn it once with ` +
+        '`codistill tokenizer learn -s corpus.tokenizer=FILE` (or name an existing corpus) and set corpus.tokenizer to it for every part',
+    );
   }
-  report({ phase: 'scan', bytesDone, bytesTotal, tokens: 0, documents });
-  return scanned;
+  if (!corpus.tokenizer) return undefined;
+  const shared = readTokenizerSource(corpus.tokenizer);
+  if (shared.vocabSize > corpus.vocabSize) {
+    throw new CorpusError(
+      `corpus.tokenizer ${corpus.tokenizer} has ${shared.vocabSize} tokens but corpus.vocabSize = ${corpus.vocabSize}: ` +
+        `set corpus.vocabSize=${shared.vocabSize} (the models are sized by it)`,
+    );
+  }
+  return shared;
 }
 
-async function trainTokenizer(
-  docs: readonly PlannedDocument[],
-  corpus: CorpusConfig,
-  report: (p: IngestProgress) => void,
-): Promise<{ meta: TokenizerMeta; tokenizer: CorpusTokenizer }> {
-  const trainer = new TokenizerTrainer(corpus);
-  const sample = tokenizerSample(docs, corpus.tokenizerSampleBytes);
-  if (sample.length === 0) throw new CorpusError('the training split is empty: no text to learn a tokenizer from');
-  const bytesTotal = sample.reduce((sum, d) => sum + d.span.end - d.span.start, 0);
-  let bytesDone = 0;
-  for (const [i, doc] of sample.entries()) {
-    for await (const text of readDocumentChunks(doc.file, doc.span)) trainer.add(text);
-    trainer.endDocument();
-    bytesDone += doc.span.end - doc.span.start;
-    report({ phase: 'tokenizer', bytesDone, bytesTotal, tokens: 0, documents: i + 1 });
-  }
-  const meta = trainer.finish();
-  return { meta, tokenizer: loadTokenizer(meta) };
-}
-
+/**
+ * Encodes the documents on `threads` workers (fewer when there are fewer tasks) and packs their ids into shards,
+ * in document order.
+ */
 async function encodeAll(
   docs: readonly PlannedDocument[],
-  tokenizer: CorpusTokenizer,
+  tokenizer: TokenizerMeta,
   writer: CorpusWriter,
   shardTokens: number,
+  threads: number,
   report: (p: IngestProgress) => void,
-): Promise<Record<Split, SplitMeta>> {
+): Promise<{ splits: Record<Split, SplitMeta>; threads: number }> {
   const dtype = dtypeFor(tokenizer.vocabSize);
   const packers = {
     train: new ShardPacker(writer, 'train', shardTokens, dtype),
     validation: new ShardPacker(writer, 'validation', shardTokens, dtype),
   };
+  const tasks = encodeTasks(docs, threads);
+  const pool = new EncoderPool(tokenizer, dtype, Math.min(threads, tasks.length));
   const bytesTotal = docs.reduce((sum, d) => sum + d.span.end - d.span.start, 0);
   let bytesDone = 0;
+  let documents = 0;
   let flushedShards = 0;
-  for (let i = 0; i < docs.length; i++) {
-    const packer = packers[docs[i].split];
-    const encoder = tokenizer.encodeStream((ids) => packer.push(ids));
-    for await (const text of readDocumentChunks(docs[i].file, docs[i].span)) encoder.push(text);
-    encoder.end();
-    packer.push([tokenizer.eod]);
-    packer.documents++;
-    bytesDone += docs[i].span.end - docs[i].span.start;
-    const shards = packers.train.shards + packers.validation.shards;
-    if (shards - flushedShards >= SHARDS_PER_FLUSH) {
-      await writer.flush();
-      packers.train.reuseWritten();
-      packers.validation.reuseWritten();
-      flushedShards = shards;
+  try {
+    for await (const task of pool.encode(tasks)) {
+      let at = 0;
+      for (const [i, doc] of task.documents.entries()) {
+        const packer = packers[doc.split];
+        packer.push(task.ids.subarray(at, at + task.counts[i]));
+        at += task.counts[i];
+        packer.documents++;
+        bytesDone += doc.span.end - doc.span.start;
+        documents++;
+        const tokens = packers.train.tokens + packers.validation.tokens;
+        report({ phase: 'encode', bytesDone, bytesTotal, tokens, documents });
+      }
+      pool.recycle(task.buffer);
+      const shards = packers.train.shards + packers.validation.shards;
+      if (shards - flushedShards >= SHARDS_PER_FLUSH) {
+        await writer.flush();
+        packers.train.reuseWritten();
+        packers.validation.reuseWritten();
+        flushedShards = shards;
+      }
     }
-    const tokens = packers.train.tokens + packers.validation.tokens;
-    report({ phase: 'encode', bytesDone, bytesTotal, tokens, documents: i + 1 });
+  } finally {
+    await pool.destroy();
   }
-  return { train: packers.train.finish(), validation: packers.validation.finish() };
+  return { splits: { train: packers.train.finish(), validation: packers.validation.finish() }, threads: pool.threads };
 }
 
 /**
@@ -281,9 +333,12 @@ class ShardPacker {
     this.buffer = this.allocate();
   }
 
-  push(ids: readonly number[]): void {
-    for (const id of ids) {
-      this.buffer[this.fill++] = id;
+  push(ids: TokenArray): void {
+    for (let at = 0; at < ids.length; ) {
+      const n = Math.min(ids.length - at, this.shardTokens - this.fill);
+      this.buffer.set(ids.subarray(at, at + n), this.fill);
+      this.fill += n;
+      at += n;
       if (this.fill === this.shardTokens) this.emit();
     }
     this.tokens += ids.length;

@@ -7,7 +7,8 @@ import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { CorpusConfig } from '../config.js';
 import type { DocumentSpan, InputFile, ScannedFile } from './inputs.js';
-import { type CorpusMeta, readCorpusMeta, type Split } from './store.js';
+import { isPartsFolder } from './parts-folder.js';
+import { type CorpusMeta, readCorpusMeta, type Split, type TokenizerMeta } from './store.js';
 import { TOKENIZER_LIBRARY } from './tokenizer.js';
 import { processAlive } from '../../../util/process.js';
 
@@ -20,15 +21,28 @@ export type Settings = Record<string, string | number>;
  * Everything besides the input files that changes the store's content. corpus.invalidUtf8 changes it only when some
  * input is not valid UTF-8 (`invalidInputs`): a store of valid text is the same under every policy, so switching the
  * policy neither rebuilds nor refuses it, while a store that replaced or skipped bad input is rebuilt under another.
+ * With a tokenizer given (`shared`: corpus.tokenizer) its hash stands for the settings it would be learned with.
  */
-export function settingsOf(corpus: CorpusConfig, seed: number, invalidInputs = false): Settings {
+export function settingsOf(corpus: CorpusConfig, seed: number, invalidInputs = false, shared?: TokenizerMeta): Settings {
   return {
-    ...settingsWithoutPolicy(corpus, seed),
+    ...settingsWithoutPolicy(corpus, seed, shared),
     ...(invalidInputs ? { invalidUtf8: corpus.invalidUtf8 } : {}),
   };
 }
 
-function settingsWithoutPolicy(corpus: CorpusConfig, seed: number): Settings {
+function settingsWithoutPolicy(corpus: CorpusConfig, seed: number, shared?: TokenizerMeta): Settings {
+  // The keys in this order: the fingerprints of the stores built so far hash them so.
+  if (shared) {
+    return {
+      ingest: INGEST_VERSION,
+      tokenizer: TOKENIZER_LIBRARY,
+      tokenizerSha256: shared.sha256,
+      seed,
+      shardTokens: corpus.shardTokens,
+      validationFraction: corpus.validationFraction,
+      maxDocumentBytes: corpus.maxDocumentBytes,
+    };
+  }
   return {
     ingest: INGEST_VERSION,
     tokenizer: TOKENIZER_LIBRARY,
@@ -75,11 +89,16 @@ export type ExistingStore =
   | { kind: 'none' }
   | { kind: 'corpus'; meta: CorpusMeta }
   | { kind: 'unreadable'; reason: string }
+  | { kind: 'parts' }
   | { kind: 'foreign' };
 
-/** What is at corpus.path now. Anything that is not an LMDB environment is never replaced, even with --force. */
+/**
+ * What is at a store's path now. Anything that is not an LMDB environment is never replaced, even with --force; nor
+ * is the folder of a corpus in parts by a corpus in one piece.
+ */
 export function inspectStore(path: string): ExistingStore {
   if (!existsSync(path)) return { kind: 'none' };
+  if (isPartsFolder(path)) return { kind: 'parts' };
   if (!statSync(path).isDirectory() || !existsSync(join(path, 'data.mdb'))) return { kind: 'foreign' };
   let meta: CorpusMeta;
   try {

@@ -10,10 +10,17 @@
  *
  * Writers build a store in a temporary sibling directory and rename it into place on success, so a reader never sees
  * a half-written corpus and a failed ingest leaves nothing behind.
+ *
+ * A corpus built in parts is a folder of such stores and a manifest (parts-folder.ts); `Corpus` reads it as one
+ * corpus, its shards numbered as parts-layout.ts says, so that what reads a corpus never asks which kind it is.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { checkLmdbEnvironment } from '../../../store/lmdb-check.js';
+import { CorpusError } from './errors.js';
+import { isPartsFolder, MANIFEST, partLabel, type PartRef, readManifest, scanPartsFolder } from './parts-folder.js';
+import { PartsLayout } from './parts-layout.js';
 
 export const CORPUS_FORMAT = 'codistill-corpus';
 export const CORPUS_FORMAT_VERSION = 1;
@@ -65,11 +72,14 @@ export interface CorpusMeta {
   inputs: { fingerprint: string; files: InputFileMeta[]; settings?: Record<string, string | number> };
   split: { seed: number; validationFraction: number };
   createdAt: string;
+  /**
+   * Set in each part of a corpus built in parts: which part it is, and the fingerprint of the whole input list
+   * (names and sizes, in order) that was cut into the parts.
+   */
+  part?: PartRef & { listing: string };
 }
 
-export class CorpusError extends Error {
-  override name = 'CorpusError';
-}
+export { CorpusError };
 
 export const shardKey = (split: Split, index: number): string => `${split}/${String(index).padStart(8, '0')}`;
 
@@ -92,16 +102,13 @@ function openEnv(path: string, readOnly: boolean): { env: RootDatabase; meta: Da
   return { env, meta, shards };
 }
 
-/** A read-only view of a finished corpus. */
-export class Corpus {
+/** One LMDB store's shards and metadata: a corpus built in one piece, or one part of a corpus in parts. */
+class StoreShards {
   readonly meta: CorpusMeta;
   private readonly env: RootDatabase;
   private readonly shards: Database<Buffer>;
 
-  private constructor(readonly path: string) {
-    if (!existsSync(path)) {
-      throw new CorpusError(`no corpus at ${path}: build one with \`codistill ingest\` (or set corpus.path)`);
-    }
+  constructor(readonly path: string) {
     const { env, meta, shards } = openEnv(path, true);
     this.env = env;
     this.shards = shards;
@@ -120,27 +127,152 @@ export class Corpus {
     this.meta = m;
   }
 
+  /** A shard's bytes: a private copy, or (`fast`) a view of lmdb-js' reused buffer (see Corpus.shardBytesFast). */
+  bytes(split: Split, index: number, fast: boolean): Uint8Array {
+    const key = shardKey(split, index);
+    const buf = fast ? this.shards.getBinaryFast(key) : this.shards.getBinary(key);
+    if (!buf) throw new CorpusError(`${this.path}: shard ${key} is missing`);
+    // The reused buffer keeps its full size (byteLength 16 MiB) and only shadows `length` with the value's size:
+    // a view of exactly the value keeps byteLength-based code (asTokens) inside the shard.
+    return fast ? buf.subarray(0, buf.length) : buf;
+  }
+
+  close(): void {
+    this.env.close();
+  }
+}
+
+/**
+ * A read-only view of a finished corpus: a store built in one piece, or a corpus built in parts read as one (its
+ * manifest says which parts; parts-layout.ts numbers their shards as one corpus' would be).
+ */
+export class Corpus {
+  /** Scratch of shardBytesFast for a shard joined from several parts' tails. */
+  private joined: Uint8Array | undefined;
+
+  private constructor(
+    readonly path: string,
+    readonly meta: CorpusMeta,
+    private readonly stores: StoreShards[],
+    private readonly layouts?: Record<Split, PartsLayout>,
+  ) {}
+
   static open(path: string): Corpus {
-    return new Corpus(path);
+    if (!existsSync(path)) {
+      throw new CorpusError(`no corpus at ${path}: build one with \`codistill ingest\` (or set corpus.path)`);
+    }
+    if (isPartsFolder(path)) return Corpus.openParts(path);
+    const store = new StoreShards(path);
+    return new Corpus(path, store.meta, [store]);
+  }
+
+  /**
+   * A corpus in parts: every part the manifest lists must be there, in this format, with the manifest's tokenizer
+   * and the content the manifest was written for; each failure names the part and how to build it again.
+   */
+  private static openParts(path: string): Corpus {
+    const folder = scanPartsFolder(path);
+    if (!folder.manifest) {
+      const [count, built] = [...folder.counts][0];
+      const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !built.includes(i));
+      const next = missing.length > 0 ? `build ${partLabel({ index: missing[0], count })} with \`codistill ingest --part ${missing[0]}/${count}\`` : `re-run any part (\`codistill ingest --part 0/${count}\`) to write it`;
+      throw new CorpusError(
+        `corpus ${path} is not finished: it holds ${built.length} of its ${count} parts and no manifest (the last part to finish writes it): ${next}`,
+      );
+    }
+    const manifest = readManifest(path);
+    const count = manifest.parts.length;
+    const rebuild = (index: number) => `\`codistill ingest --part ${index}/${count}\` (with the config and inputs of the other parts)`;
+    const missing = manifest.parts.flatMap((p, index) => (existsSync(join(path, p.path)) ? [] : [index]));
+    if (missing.length > 0) {
+      const which = missing.map((index) => partLabel({ index, count })).join(', ');
+      throw new CorpusError(`corpus ${path}: ${which} of its manifest ${missing.length === 1 ? 'is' : 'are'} missing: rebuild with ${rebuild(missing[0])}`);
+    }
+    const stores: StoreShards[] = [];
+    try {
+      for (const [index, entry] of manifest.parts.entries()) {
+        const store = new StoreShards(join(path, entry.path));
+        stores.push(store);
+        const m = store.meta;
+        const label = `corpus ${path}: ${partLabel({ index, count })} (${entry.path})`;
+        if (m.tokenizer.sha256 !== manifest.tokenizer.sha256) {
+          throw new CorpusError(
+            `${label} was encoded with another tokenizer (sha256 ${m.tokenizer.sha256.slice(0, 12)}) than the manifest's ` +
+              `(${manifest.tokenizer.sha256.slice(0, 12)}): every part must share one; rebuild it with ${rebuild(index)}`,
+          );
+        }
+        if (m.part?.index !== index || m.part.count !== count || m.inputs.fingerprint !== entry.fingerprint) {
+          throw new CorpusError(`${label} is not the part the manifest was written for (it was replaced since): rebuild it with ${rebuild(index)}`);
+        }
+      }
+    } catch (err) {
+      for (const store of stores) store.close();
+      throw err;
+    }
+    const layout = (split: Split) => new PartsLayout(manifest.shardTokens, stores.map((s) => s.meta.splits[split].tokens));
+    const layouts = { train: layout('train'), validation: layout('validation') };
+    const first = stores[0].meta;
+    const splitOf = (split: Split): SplitMeta => ({
+      shards: layouts[split].shards,
+      tokens: layouts[split].tokens,
+      documents: stores.reduce((sum, s) => sum + s.meta.splits[split].documents, 0),
+    });
+    const meta: CorpusMeta = {
+      format: CORPUS_FORMAT,
+      version: CORPUS_FORMAT_VERSION,
+      tokenizer: first.tokenizer,
+      tokenDtype: manifest.tokenDtype,
+      shardTokens: manifest.shardTokens,
+      splits: { train: splitOf('train'), validation: splitOf('validation') },
+      inputs: { fingerprint: manifest.fingerprint, files: stores.flatMap((s) => s.meta.inputs.files) },
+      split: first.split,
+      createdAt: manifest.createdAt,
+    };
+    return new Corpus(path, meta, stores, layouts);
   }
 
   /** Bytes of one shard as a private copy (safe to keep and to transfer). */
   shardBytes(split: Split, index: number): Uint8Array {
-    const buf = this.shards.getBinary(shardKey(split, index));
-    if (!buf) throw new CorpusError(`${this.path}: shard ${shardKey(split, index)} is missing`);
-    return buf;
+    return this.read(split, index, false);
   }
 
   /**
    * Bytes of one shard without a copy. Below 16 MiB lmdb-js hands back one reused buffer that the next read
-   * overwrites: use it at once or copy what you keep.
+   * overwrites (a shard joined from parts' tails is in a buffer of this corpus, just as short-lived): use it at
+   * once or copy what you keep.
    */
   shardBytesFast(split: Split, index: number): Uint8Array {
-    const buf = this.shards.getBinaryFast(shardKey(split, index));
-    if (!buf) throw new CorpusError(`${this.path}: shard ${shardKey(split, index)} is missing`);
-    // The reused buffer keeps its full size (byteLength 16 MiB) and only shadows `length` with the value's size:
-    // a view of exactly the value keeps byteLength-based code (asTokens) inside the shard.
-    return buf.subarray(0, buf.length);
+    return this.read(split, index, true);
+  }
+
+  private read(split: Split, index: number, fast: boolean): Uint8Array {
+    if (!this.layouts) return this.stores[0].bytes(split, index, fast);
+    if (!Number.isInteger(index) || index < 0 || index >= this.shardCount(split)) {
+      throw new CorpusError(`${this.path}: shard ${shardKey(split, index)} is missing`);
+    }
+    const pieces = this.layouts[split].locate(index);
+    const width = bytesPerToken(this.meta.tokenDtype);
+    const length = this.shardLength(split, index);
+    const [first] = pieces;
+    if (pieces.length === 1 && first.from === 0) {
+      const whole = this.stores[first.part].bytes(split, first.shard, fast);
+      if (whole.length === length * width) return whole;
+    }
+    let out: Uint8Array;
+    if (fast) {
+      this.joined ??= new Uint8Array(this.meta.shardTokens * width);
+      out = this.joined.subarray(0, length * width);
+    } else {
+      out = new Uint8Array(length * width);
+    }
+    let at = 0;
+    for (const piece of pieces) {
+      // Each read may reuse lmdb-js' one buffer: copy the piece out before the next.
+      const bytes = this.stores[piece.part].bytes(split, piece.shard, true);
+      out.set(bytes.subarray(piece.from * width, piece.to * width), at);
+      at += (piece.to - piece.from) * width;
+    }
+    return out;
   }
 
   /** Token ids of one shard (a private copy). */
@@ -160,8 +292,22 @@ export class Corpus {
   }
 
   close(): void {
-    this.env.close();
+    for (const store of this.stores) store.close();
   }
+}
+
+/**
+ * What identifies the corpus at `path` as it is now (device and inode): the store folder, which a re-ingest
+ * renames into place, and for a corpus in parts its manifest, which every change of a part writes anew. A reader
+ * holding a corpus open compares it to see that it was replaced.
+ */
+export function corpusIdentity(path: string): string {
+  const of = (p: string) => {
+    const st = statSync(p, { throwIfNoEntry: false });
+    return st ? `${st.dev}:${st.ino}` : '';
+  };
+  const manifest = join(path, MANIFEST);
+  return existsSync(manifest) ? `${of(path)}/${of(manifest)}` : of(path);
 }
 
 /** The typed-array class of a token dtype. */
