@@ -92,6 +92,10 @@ export async function benchIngestThreads(opts: { mb?: number } = {}): Promise<Re
     out['tenth_threads_2.inputMB'] = small.inputMB;
     out['tenth_threads_2.peakRssMB'] = small.peakRssMB;
     out['peak_rss_ratio_whole_vs_tenth_at_2_threads'] = round(two.peakRssMB / small.peakRssMB);
+    if (small.peakAnonMB !== undefined && two.peakAnonMB !== undefined) {
+      out['tenth_threads_2.peakAnonMB'] = small.peakAnonMB;
+      out['peak_anon_ratio_whole_vs_tenth_at_2_threads'] = round(two.peakAnonMB / small.peakAnonMB);
+    }
     out['tokens_per_s_ratio_2_vs_1'] = round(two.tokensPerSecond / one.tokensPerSecond);
     out['peak_rss_ratio_2_vs_1'] = round(two.peakRssMB / one.peakRssMB);
     // What the paper's corpus would take at these rates: on one core, and per machine of two.

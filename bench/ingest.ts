@@ -9,7 +9,7 @@
  * memory means a ratio near 1, however large N is. Every run starts from an empty store (nothing is skipped).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -28,6 +28,11 @@ export interface RunStats {
   MBps: number;
   peakRssMB: number;
   maxRssMB: number;
+  /**
+   * Peak of the process's anonymous memory (Linux `RssAnon`: heaps, stacks, buffers), without the pages of files it
+   * maps: LMDB's written pages count in RSS and grow with the store, but the kernel may drop them at any time.
+   */
+  peakAnonMB?: number;
   /** Encoder threads that ran. */
   threads: number;
   /** CPU time of the whole process, all its threads. */
@@ -48,7 +53,12 @@ export interface MeasureOptions {
  */
 export async function measure(inputs: string[], path: string, o: MeasureOptions = {}): Promise<RunStats> {
   let peak = process.memoryUsage().rss;
-  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+  let peakAnon = anonRss();
+  const sample = () => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+    if (peakAnon !== undefined) peakAnon = Math.max(peakAnon, anonRss() ?? 0);
+  };
+  const sampler = setInterval(sample, 50);
   try {
     let inputBytes = 0;
     const result = await ingest({
@@ -68,12 +78,23 @@ export async function measure(inputs: string[], path: string, o: MeasureOptions 
       tokensPerSecond: Math.round(result.tokensPerSecond),
       MBps: round(inputBytes / 1e6 / result.seconds, 1),
       peakRssMB: Math.round(Math.max(peak, process.memoryUsage().rss) / 1e6),
+      ...(peakAnon !== undefined && { peakAnonMB: Math.round(Math.max(peakAnon, anonRss() ?? 0) / 1e6) }),
       maxRssMB: Math.round((process.resourceUsage().maxRSS * 1024) / 1e6), // maxRSS is in kilobytes
       threads: result.threads,
       cpuSeconds: round((process.cpuUsage().user + process.cpuUsage().system) / 1e6, 1),
     };
   } finally {
     clearInterval(sampler);
+  }
+}
+
+/** This process's anonymous resident memory in bytes (Linux's `RssAnon`), or undefined where /proc has none. */
+function anonRss(): number | undefined {
+  try {
+    const kB = /^RssAnon:\s+(\d+) kB/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1];
+    return kB === undefined ? undefined : Number(kB) * 1024;
+  } catch {
+    return undefined;
   }
 }
 
