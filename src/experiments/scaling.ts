@@ -253,7 +253,7 @@ export async function scalingExperiment(ctx: ExperimentContext): Promise<Experim
   for (const table of targetTables(summaries, s.steps)) report.table(table);
   report.table(bytesTable(all, (c) => c.optim.batch / s.batch));
   await lossCurvePlots(report, series, targets, 'every arm');
-  report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0, { summaries: asyncSummaries, batches: asyncBatches, limit: asyncLimit, base: s.batch }));
+  report.text(findings(summaries, syncSummaries, batches, L, labels, limit, later.length > 0, { summaries: asyncSummaries, batches: asyncBatches, limit: asyncLimit, base: s.batch, tuned: tuning }));
   return finish(report, ctx, { targets, limit, asyncLimit, summaries });
 }
 
@@ -265,7 +265,7 @@ function findings(
   labels: Record<'codistill' | 'independent' | 'ensemble' | 'smoothing' | 'local' | 'diloco', string>,
   limit: Limit,
   fragileLimit: boolean,
-  async: { summaries: readonly SeriesSummary[]; batches: readonly number[]; limit: Limit; base: number },
+  async: { summaries: readonly SeriesSummary[]; batches: readonly number[]; limit: Limit; base: number; tuned: boolean },
 ): string {
   const find = (name: string) => rows.find((r) => r.name === name)!;
   const codi = find(labels.codistill);
@@ -303,7 +303,7 @@ function findings(
   if (async.summaries.length) {
     lines.push(
       `- A step of async SGD at batch ${async.base}·m makes m updates of batch ${async.base}, each at the rate of batch ${async.base}; sync SGD ` +
-        `makes one update of batch ${async.base}·m at √m times that rate. Both process the same examples per step, so steps to a target ` +
+        `makes one update of batch ${async.base}·m at ${async.tuned ? 'the rate tuned for that batch' : '√m times that rate'}. Both process the same examples per step, so steps to a target ` +
         'compare them per example. ' +
         (async.limit.saturated
           ? `Async SGD stopped gaining at ${async.limit.batch / async.base} workers (batch ${async.limit.batch}), as the paper saw it stop at scale.`
