@@ -23,7 +23,10 @@ const CONFIG = {
   legend: { labelFontSize: 12, titleFontSize: 12, labelLimit: 420, orient: 'bottom', columns: 2, symbolType: 'stroke', symbolStrokeWidth: 3, symbolOpacity: 1 },
   title: { fontSize: 15, anchor: 'start' as const, subtitleFontSize: 12, subtitleColor: '#555' },
   view: { stroke: '#ccc' },
-  range: { category: ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf', '#bcbd22'] },
+  // Ten of matplotlib's tab10, then four dark ones for the scaling experiment's thirteen series.
+  range: {
+    category: ['#1f77b4', '#d62728', '#2ca02c', '#ff7f0e', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#17becf', '#bcbd22', '#222222', '#000080', '#00a087', '#b15928'],
+  },
 };
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
