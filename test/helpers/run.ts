@@ -46,5 +46,16 @@ export async function finalWeights(runDir: string, config: Config): Promise<Floa
   }
 }
 
+/** The step of the newest checkpoint every group of the run in `runDir` has in its store (0: none). */
+export async function newestCommonCheckpoint(runDir: string): Promise<number> {
+  const config = loadConfig({ preset: join(runDir, 'config.json') });
+  const store = openSnapshotStore(runStoreOf(config, runDir).checkpoints);
+  try {
+    return (await store.latestCommonStep(config.groups)) ?? 0;
+  } finally {
+    await store.close();
+  }
+}
+
 export const sameBits = (a: Float32Array, b: Float32Array): boolean =>
   a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
