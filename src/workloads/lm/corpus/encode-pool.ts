@@ -15,7 +15,7 @@ import { actorFile } from '../../../util/paths.js';
 import { CorpusError } from './errors.js';
 import type { PlannedDocument } from './plan.js';
 import { type TokenArray, type TokenDtype, type TokenizerMeta, tokenArrayType } from './store.js';
-import { cutTasks, workerError } from './worker-tasks.js';
+import { cutTasks, runTask, workerError } from './worker-tasks.js';
 
 /** Tasks in flight or waiting, per worker: enough that none waits while the ingest packs what came back. */
 const AHEAD_PER_WORKER = 3;
@@ -83,10 +83,7 @@ export class EncoderPool {
       documents: docs.map((d) => ({ path: d.file.path, encoding: d.file.encoding, start: d.span.start, end: d.span.end })),
       out,
     };
-    const reply = this.piscina.run(request, { transferList: out ? [out] : [] }).catch(
-      (err: unknown): EncodeReply => ({ type: 'error', message: `a worker failed: ${(err as Error).message}`, input: false }),
-    );
-    return reply;
+    return runTask(this.piscina, request, out ? [out] : []);
   }
 
   private unpack(documents: readonly PlannedDocument[], reply: EncodedReply): EncodedTask {

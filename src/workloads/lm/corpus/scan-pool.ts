@@ -10,7 +10,7 @@ import { Piscina } from 'piscina';
 import type { ScanReply, ScanRequest } from '../../../protocol.js';
 import { actorFile } from '../../../util/paths.js';
 import { type InputFile, type InvalidUtf8Policy, type ScannedFile, scanFiles } from './inputs.js';
-import { cutTasks, workerError } from './worker-tasks.js';
+import { cutTasks, runTask, workerError } from './worker-tasks.js';
 
 export async function scanInParallel(
   files: readonly InputFile[],
@@ -30,7 +30,7 @@ export async function scanInParallel(
     onProgress(0, bytesTotal, 0);
     // Every task is queued at once (each is a list of file names); the replies are taken in order.
     const replies = tasks.map((task) =>
-      run(pool, { type: 'scan', files: task, maxDocumentBytes, invalidUtf8 }).then((reply) => {
+      runTask(pool, { type: 'scan', files: task, maxDocumentBytes, invalidUtf8 }).then((reply) => {
         if (reply.type === 'scanned') {
           bytesDone += task.reduce((sum, f) => sum + f.bytes, 0);
           documents += reply.files.reduce((sum, f) => sum + f.documents.length, 0);
@@ -50,9 +50,4 @@ export async function scanInParallel(
   } finally {
     await pool.destroy();
   }
-}
-
-/** A scan request's reply; a worker that died replies with its failure. */
-function run(pool: Piscina<ScanRequest, ScanReply>, request: ScanRequest): Promise<ScanReply> {
-  return pool.run(request).catch((err: unknown): ScanReply => ({ type: 'error', message: `a worker failed: ${(err as Error).message}`, input: false }));
 }

@@ -2,6 +2,7 @@
  * What the ingest's two worker pools share (scan-pool.ts: files checked and cut into documents; encode-pool.ts:
  * documents turned into ids): how consecutive items are cut into tasks, and how a worker's error reply is thrown.
  */
+import type { Piscina } from 'piscina';
 import { CorpusError } from './errors.js';
 
 /** Bytes of input a task holds at most (one larger item is a task of its own): about a tenth of a second of work. */
@@ -51,4 +52,15 @@ export function workerError(actor: string, reply: WorkerErrorReply): Error {
   const err = new Error(`${actor}: ${reply.message}`);
   if (reply.stack) err.stack = `${err.message}\n(in the ${actor} worker)\n${reply.stack}`;
   return err;
+}
+
+/** Runs `request` on `pool`; a worker that died (rather than replying with an error) replies with its failure. */
+export function runTask<Req, Reply>(
+  pool: Piscina<Req, Reply | WorkerErrorReply>,
+  request: Req,
+  transferList: ArrayBuffer[] = [],
+): Promise<Reply | WorkerErrorReply> {
+  return pool
+    .run(request, { transferList })
+    .catch((err: unknown): WorkerErrorReply => ({ type: 'error', message: `a worker failed: ${(err as Error).message}`, input: false }));
 }
